@@ -1,0 +1,140 @@
+"""hls4ml conversion: the QKeras model plus the quantization plan -> an io_stream project.
+
+Every layer's precision is set explicitly from the plan (hls4ml's defaults, such as
+``ap_fixed<16,6>`` for untyped tensors, do not match the golden arithmetic), the conv
+blocks use the Resource strategy with the folding's reuse factors (weights in BRAM ROMs),
+and every stream gets the depth ``hls.folding.fifo_depths`` computed instead of H*W.
+After conversion the precisions hls4ml actually resolved are checked against the plan,
+so a silent override cannot slip through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hls.folding import LayerFolding, fifo_depths
+from model.builder import INPUT_NAME, keras_output_name
+from model.graph import Node
+from model.quantize import QuantPlan
+from model.spec import NetworkSpec
+
+PROJECT_NAME = "squeezenet"
+
+
+def layer_precisions(nodes: list[Node], plan: QuantPlan) -> dict[str, dict[str, str]]:
+    """hls4ml ``Precision`` entries per Keras layer name, from the plan."""
+    p: dict[str, dict[str, str]] = {INPUT_NAME: {"result": plan.input_fmt.hls()}}
+    for n in nodes:
+        lq = plan.layers[n.name]
+        if n.kind == "conv":
+            p[n.name] = {
+                "weight": lq.w_fmt.hls(), "bias": lq.b_fmt.hls(),
+                "accum": lq.acc_fmt.hls(), "result": lq.pre_fmt.hls(),
+            }
+            p[n.name + "_relu"] = {"result": lq.out_fmt.hls()}
+        elif n.kind == "add":
+            a, b = (plan.fmt_of(i) for i in n.inputs)
+            frac = max(a.frac, b.frac)
+            integer = max(a.integer, b.integer) + 1
+            p[n.name + "_sum"] = {"result": f"ufixed<{integer + frac},{integer},RND,SAT>"}
+            p[n.name] = {"result": lq.out_fmt.hls()}
+        elif n.kind == "gap":
+            p[n.name] = {"result": lq.out_fmt.hls()}
+        else:
+            p[n.name] = {"result": lq.out_fmt.hls()}
+    return p
+
+
+def hls_config(model, nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFolding],
+               backend: str, trace: bool = True) -> dict:
+    import hls4ml
+
+    cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=backend)
+    cfg["Model"]["Strategy"] = "Resource"
+    cfg["Model"]["ReuseFactor"] = 1
+    precisions = layer_precisions(nodes, plan)
+    layer_cfg = cfg["LayerName"]
+    unknown = sorted(set(precisions) - set(layer_cfg))
+    if unknown:
+        raise RuntimeError(f"hls4ml config has no entry for layers {unknown}")
+    for name, entry in layer_cfg.items():
+        if name not in precisions:
+            raise RuntimeError(f"hls4ml created layer {name!r} that the plan does not type")
+        entry["Precision"] = dict(precisions[name])
+        entry["Trace"] = trace
+        if name in folding:
+            entry["ReuseFactor"] = folding[name].reuse_factor
+            entry["Strategy"] = "Resource"
+    return cfg
+
+
+def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
+            folding: dict[str, LayerFolding], output_dir: Path, backend: str | None = None,
+            trace: bool = True):
+    """Convert and type-check; returns the hls4ml ModelGraph (not yet written/compiled)."""
+    import hls4ml
+
+    from hls.extensions import register_custom_layers
+
+    register_custom_layers()
+    backend = backend or spec.target.backend
+    cfg = hls_config(model, nodes, plan, folding, backend, trace)
+    hls_model = hls4ml.converters.convert_from_keras_model(
+        model,
+        hls_config=cfg,
+        output_dir=str(output_dir),
+        project_name=PROJECT_NAME,
+        backend=backend,
+        io_type="io_stream",
+        part=spec.target.part,
+        clock_period=round(1000.0 / spec.target.clock_mhz, 3),
+    )
+    check_precisions(hls_model, nodes, plan)
+    apply_fifo_depths(hls_model, nodes)
+    return hls_model
+
+
+def _precision_str(var) -> str:
+    return str(var.type.precision.definition_cpp()).replace(" ", "")
+
+
+def check_precisions(hls_model, nodes: list[Node], plan: QuantPlan) -> None:
+    """Raise if hls4ml resolved any planned tensor to another type than the plan's."""
+    expected: dict[str, str] = {}
+    for n in nodes:
+        lq = plan.layers[n.name]
+        expected[keras_output_name(n)] = lq.out_fmt.ap()
+        if n.kind == "conv":
+            expected[n.name] = lq.pre_fmt.ap()
+    wrong = []
+    for name, want in expected.items():
+        layer = hls_model.graph.get(name)
+        if layer is None:
+            wrong.append(f"{name}: missing from the hls4ml graph")
+            continue
+        got = _precision_str(layer.get_output_variable())
+        if got != want.replace(" ", ""):
+            wrong.append(f"{name}: hls4ml has {got}, plan says {want}")
+        if layer.class_name in ("Conv2D", "PointwiseConv2D"):
+            lq = plan.layers[name]
+            for key, fmt in (("weight", lq.w_fmt), ("bias", lq.b_fmt)):
+                got_w = str(layer.get_weights(key).type.precision.definition_cpp())
+                if got_w.replace(" ", "") != fmt.ap().replace(" ", ""):
+                    wrong.append(f"{name}.{key}: hls4ml has {got_w}, plan says {fmt.ap()}")
+    if wrong:
+        raise RuntimeError("hls4ml types differ from the quantization plan:\n  "
+                           + "\n  ".join(wrong))
+
+
+def apply_fifo_depths(hls_model, nodes: list[Node], chain_depth: int = 8) -> dict[str, int]:
+    """Set every stream's depth pragma; returns {hls4ml variable name: depth}."""
+    planned = {keras_output_name(n): d for n, d in
+               zip(nodes, (fifo_depths(nodes, chain_depth)[n.name] for n in nodes))}
+    depths = {}
+    for layer in hls_model.get_layers():
+        for var in layer.get_variables():
+            if getattr(var, "pragma", None) and var.pragma[0] == "stream":
+                depth = planned.get(layer.name, chain_depth)
+                var.pragma = ("stream", depth)
+                depths[var.name] = depth
+    return depths

@@ -1,0 +1,172 @@
+"""The end-to-end flow behind the CLI: spec -> weights -> calibration -> hls4ml -> C sim.
+
+``prepare`` does the Python side (graph, float weights, calibration photos, quantization
+plan, folding, memory budget); ``build_project`` converts, writes and compiles the hls4ml
+project; ``run_csim`` streams frames through the compiled C simulation and checks every
+traced layer output against the golden model, element by element, as integers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hls.folding import LayerFolding, choose_folding, fifo_depths
+from hls.memory import MemoryReport, memory_report
+from model.builder import float_weights, keras_output_name
+from model.graph import Node, build_graph
+from model.quantize import FloatWeights, QuantPlan, calibrate, float_forward, run_golden
+from model.spec import NetworkSpec
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "build"
+
+
+class DoesNotFitError(RuntimeError):
+    """The configuration needs more on-chip resources than the chosen part has."""
+
+
+@dataclass
+class Frame:
+    name: str
+    pixels: np.ndarray  # uint8 (H, W, C) raw BGR
+
+
+@dataclass
+class Prepared:
+    spec: NetworkSpec
+    nodes: list[Node]
+    weights: FloatWeights
+    frames: list[Frame]
+    plan: QuantPlan
+    folding: dict[str, LayerFolding]
+    fifo: dict[str, int]
+    memory: MemoryReport
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def demo_frames(spec: NetworkSpec) -> list[Frame]:
+    """The bundled real photos, resized and cropped to the network input, as raw BGR."""
+    from model.photos import bundled_photos, to_network_input
+
+    if spec.height != spec.width:
+        raise ValueError(f"the photo frames are square crops; the spec asks for "
+                         f"{spec.height}x{spec.width}")
+    frames = []
+    for p in bundled_photos():
+        x = to_network_input(p.rgb, spec.height)
+        if spec.channels == 1:
+            x = x.mean(axis=2, keepdims=True).round().astype(np.uint8)
+        elif spec.channels != 3:
+            raise ValueError(f"photos have 1 or 3 channels; the spec asks for {spec.channels}")
+        frames.append(Frame(p.name, x))
+    return frames
+
+
+def prepare(spec: NetworkSpec, log=print) -> Prepared:
+    t0 = time.perf_counter()
+    nodes = build_graph(spec)
+    weights = float_weights(spec, nodes, BUILD / "weights")
+    t1 = time.perf_counter()
+    frames = demo_frames(spec)
+    plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
+    t2 = time.perf_counter()
+    folding = choose_folding(nodes, spec.target.target_cycles_per_frame)
+    fifo = fifo_depths(nodes)
+    mem = memory_report(nodes, plan, folding, fifo, spec.target.part)
+    problems = mem.fits()
+    if problems:
+        raise DoesNotFitError(f"{spec.name} does not fit {spec.target.part}: "
+                              + "; ".join(problems))
+    return Prepared(spec, nodes, weights, frames, plan, folding, fifo, mem,
+                    {"weights_s": t1 - t0, "calibration_s": t2 - t1})
+
+
+def project_dir(spec: NetworkSpec, backend: str | None = None) -> Path:
+    return BUILD / "hls" / f"{spec.name}_{(backend or spec.target.backend).lower()}"
+
+
+def build_project(prep: Prepared, backend: str | None = None, out_dir: Path | None = None,
+                  compile_: bool = True, log=print):
+    """Convert with hls4ml, write the project (with golden tb_data) and compile the C sim."""
+    from hls.convert import convert
+    from model.builder import build_qkeras
+
+    out_dir = out_dir or project_dir(prep.spec, backend)
+    t0 = time.perf_counter()
+    qmodel = build_qkeras(prep.spec, prep.nodes, prep.plan)
+    hls_model = convert(prep.spec, prep.nodes, prep.plan, qmodel, prep.folding, out_dir,
+                        backend=backend)
+    t1 = time.perf_counter()
+    if compile_:
+        hls_model.compile()
+    else:
+        hls_model.write()
+    t2 = time.perf_counter()
+    prep.timings.update({"convert_s": t1 - t0, "compile_s": t2 - t1})
+    return qmodel, hls_model
+
+
+@dataclass
+class CsimResult:
+    frames: int = 0
+    compared: int = 0
+    mismatches: int = 0
+    per_layer: dict[str, list[int]] = field(default_factory=dict)  # name -> [compared, bad]
+    logits: list[np.ndarray] = field(default_factory=list)
+    first_mismatch: str = ""
+
+
+def _golden_key(hls_name: str, nodes_by_keras: dict[str, Node]) -> str | None:
+    if hls_name in nodes_by_keras:
+        return nodes_by_keras[hls_name].name
+    return None
+
+
+def run_csim(prep: Prepared, hls_model, frames: list[Frame] | None = None,
+             log=print) -> CsimResult:
+    """Every traced layer of every frame compared with the golden model as integers."""
+    frames = prep.frames if frames is None else frames
+    nodes_by_keras = {keras_output_name(n): n for n in prep.nodes}
+    pre_names = {n.name: n for n in prep.nodes if n.kind == "conv"}
+    res = CsimResult()
+    for fr in frames:
+        gold = run_golden(prep.nodes, prep.plan, fr.pixels, keep_pre=True)
+        x = fr.pixels[None].astype(np.float64)
+        _, trace = hls_model.trace(x)
+        compared_here = 0
+        for name, value in trace.items():
+            if name in nodes_by_keras:
+                node = nodes_by_keras[name]
+                want = gold[node.name]
+                fmt = prep.plan.layers[node.name].out_fmt
+            elif name in pre_names:
+                want = gold[name + "_pre"]
+                fmt = prep.plan.layers[name].pre_fmt
+            else:
+                continue
+            got = fmt.from_real_exact(np.asarray(value).reshape(want.shape), name)
+            bad = int(np.count_nonzero(got != want))
+            stat = res.per_layer.setdefault(name, [0, 0])
+            stat[0] += want.size
+            stat[1] += bad
+            res.compared += want.size
+            compared_here += want.size
+            res.mismatches += bad
+            if bad and not res.first_mismatch:
+                idx = np.argwhere(got != want)[0]
+                res.first_mismatch = (f"{fr.name}: {name}{tuple(idx)} C sim {got[tuple(idx)]} "
+                                      f"golden {want[tuple(idx)]}")
+        if compared_here == 0:
+            raise RuntimeError("hls4ml trace returned no layer that the golden model knows")
+        gap = prep.nodes[-1]
+        res.logits.append(gold[gap.name])
+        res.frames += 1
+    return res
+
+
+def float_logits(prep: Prepared, frame: Frame) -> np.ndarray:
+    return float_forward(prep.nodes, prep.weights, frame.pixels)[prep.nodes[-1].name]

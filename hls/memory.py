@@ -1,0 +1,167 @@
+"""On-chip memory budget: weights, line buffers and FIFOs, packed into BRAM primitives.
+
+Counts come from the shapes the hardware really has, not from bytes alone: a Resource-
+strategy weight ROM is RF words deep and ``n_in * n_out / RF * 8`` bits wide, and a BRAM18
+holds one of 16Kx1, 8Kx2, 4Kx4, 2Kx9, 1Kx18 or 512x36, so a wide, shallow ROM wastes depth.
+Small memories (a ROM with RF = 1, streams of at most 64 words) land in registers or LUTRAM
+and are counted as such. The numbers are an estimate of what the vendor tool will infer;
+``make synth`` gives the tool's own count where the tool exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hls.folding import LayerFolding
+from model.graph import Node
+from model.quantize import QuantPlan
+
+BRAM18_BITS = 18 * 1024
+BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+LUTRAM_MAX_DEPTH = 64
+PAPER_BOUND_BYTES = 10 * 1000 * 1000  # "FPGAs often have less than 10 MB on chip"
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    bram36: int
+    dsp: int
+    lut: int
+    uram: int = 0
+
+    @property
+    def bram18(self) -> int:
+        return 2 * self.bram36
+
+
+PARTS = {
+    "xczu9eg": Part("xczu9eg", 912, 2520, 274080),
+    "xczu7ev": Part("xczu7ev", 312, 1728, 230400, 96),
+    "xc7z020": Part("xc7z020", 140, 220, 53200),
+    "xcu250": Part("xcu250", 2688, 12288, 1728000, 1280),
+}
+
+
+def part_info(part: str) -> Part:
+    for key, info in PARTS.items():
+        if part.lower().startswith(key):
+            return info
+    raise ValueError(f"unknown FPGA part {part!r}; known families: {', '.join(PARTS)} "
+                     "(e.g. xczu9eg-ffvb1156-2-e)")
+
+
+def bram18_blocks(depth: int, width: int) -> int:
+    """BRAM18 primitives for a depth x width memory, best aspect ratio, no cascading tricks."""
+    if depth <= 0 or width <= 0:
+        return 0
+    return min(-(-width // w) * -(-depth // d) for d, w in BRAM18_SHAPES)
+
+
+@dataclass
+class MemoryRow:
+    layer: str
+    kind: str            # weights, biases, line buffer, fifo
+    depth: int
+    width: int
+    where: str           # BRAM, LUTRAM/SRL, registers
+    bram18: int
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+
+def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFolding],
+                fifo_depths: dict[str, int]) -> list[MemoryRow]:
+    rows: list[MemoryRow] = []
+
+    def place(layer: str, kind: str, depth: int, width: int, rom: bool = False) -> None:
+        if depth <= 1 or (not rom and depth <= LUTRAM_MAX_DEPTH):
+            where = "registers" if depth <= 1 else "LUTRAM/SRL"
+            rows.append(MemoryRow(layer, kind, depth, width, where, 0))
+        else:
+            rows.append(MemoryRow(layer, kind, depth, width, "BRAM",
+                                  bram18_blocks(depth, width)))
+
+    for n in nodes:
+        lq = plan.layers[n.name]
+        act_bits = lq.out_fmt.width * n.out_shape[2]
+        if n.kind == "conv":
+            rf = folding[n.name].reuse_factor
+            total = n.weight_count
+            place(n.name, "weights", rf, total // rf * lq.w_fmt.width, rom=True)
+            rows.append(MemoryRow(n.name, "biases", 1, n.bias_count * lq.b_fmt.width,
+                                  "registers", 0))
+            if n.kernel > 1:
+                in_fmt = plan.fmt_of(n.inputs[0])
+                w_pad = n.in_shape[1] + 2 * n.pad
+                place(n.name, "line buffer", (n.kernel - 1) * w_pad,
+                      n.in_shape[2] * in_fmt.width)
+        elif n.kind == "maxpool":
+            place(n.name, "line buffer", 2 * n.out_shape[1], act_bits)
+        elif n.kind == "gap":
+            rows.append(MemoryRow(n.name, "accumulators", 1,
+                                  n.in_shape[2] * (lq.out_fmt.width + 8), "registers", 0))
+        place(n.name, "fifo", fifo_depths.get(n.name, 2), act_bits)
+    return rows
+
+
+@dataclass
+class MemoryReport:
+    rows: list[MemoryRow]
+    part: Part
+    multipliers: int
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(r.bits for r in self.rows if r.kind == "weights") // 8
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.bits for r in self.rows) // 8
+
+    @property
+    def bram18(self) -> int:
+        return sum(r.bram18 for r in self.rows)
+
+    def fits(self) -> list[str]:
+        """Reasons the design does not fit the part (empty if it fits)."""
+        problems = []
+        if self.bram18 > self.part.bram18:
+            problems.append(f"BRAM: needs {self.bram18} BRAM18 ({self.bram18 / 2:.0f} BRAM36), "
+                            f"{self.part.name} has {self.part.bram18} ({self.part.bram36})")
+        if self.multipliers > self.part.dsp:
+            problems.append(f"DSP: needs {self.multipliers} multipliers, {self.part.name} has "
+                            f"{self.part.dsp} DSP slices")
+        return problems
+
+    def format(self, per_layer: bool = True) -> str:
+        lines = []
+        if per_layer:
+            lines.append(f"{'layer':<22} {'memory':<12} {'depth':>6} {'width':>6} "
+                         f"{'bytes':>9} {'BRAM18':>6}  where")
+            for r in self.rows:
+                lines.append(f"{r.layer:<22} {r.kind:<12} {r.depth:>6} {r.width:>6} "
+                             f"{r.bits // 8:>9} {r.bram18:>6}  {r.where}")
+        by_kind: dict[str, list[int]] = {}
+        for r in self.rows:
+            k = by_kind.setdefault(r.kind, [0, 0])
+            k[0] += r.bits // 8
+            k[1] += r.bram18
+        for kind, (b, blocks) in by_kind.items():
+            lines.append(f"  {kind:<13} {b:>10,d} bytes  {blocks:>5} BRAM18")
+        p = self.part
+        lines.append(f"on-chip total: {self.total_bytes:,d} bytes "
+                     f"({self.total_bytes / PAPER_BOUND_BYTES:.1%} of the paper's 10 MB bound); "
+                     f"weights {self.weight_bytes:,d} bytes")
+        lines.append(f"BRAM18: {self.bram18} / {p.bram18} ({self.bram18 / p.bram18:.1%}) on "
+                     f"{p.name}; multipliers: {self.multipliers} / {p.dsp} DSP "
+                     f"({self.multipliers / p.dsp:.1%})")
+        return "\n".join(lines)
+
+
+def memory_report(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFolding],
+                  fifo: dict[str, int], part: str) -> MemoryReport:
+    mults = sum(f.multipliers for f in folding.values())
+    return MemoryReport(memory_rows(nodes, plan, folding, fifo), part_info(part), mults)

@@ -1,0 +1,195 @@
+"""Quantization plan: calibrated fixed-point formats and integer weights for every block.
+
+One ``QuantPlan`` is the single source of truth for numbers. It renders to the QKeras
+quantizers (``model.builder``), the hls4ml per-layer precisions (``hls.convert``) and the
+golden model's integer forward pass (``run_golden`` here).
+
+Formats (all AP_RND rounding, AP_SAT saturation):
+- input: the raw 8-bit camera pixel, ``ap_ufixed<8,8>`` (integers 0..255).
+- conv weights: ``ap_fixed<8,Iw>`` per layer, Iw the smallest that holds max|w|.
+- conv bias: at most ``bias_bits`` wide, on the accumulator grid when it fits.
+- accumulator: exact: as many bits as the worst-case sum over the layer's real weights.
+- conv result before ReLU: ``ap_fixed<9,Io+1>``; after ReLU: ``ap_ufixed<8,Io>``, Io from
+  a percentile of the float activations on calibration photos (the two expand convs of a
+  Fire module share one format so their concatenation is exact).
+- global average pool output (the logits): ``ap_ufixed<logit_bits,Il>``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model import golden
+from model.fixed import FixedFormat, bits_for_signed
+from model.graph import Node
+from model.spec import NetworkSpec
+
+INPUT_FORMAT = FixedFormat(8, 8, signed=False)
+FloatWeights = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class LayerQuant:
+    """Formats of one block; conv blocks also carry their integer weights."""
+
+    name: str
+    kind: str
+    out_fmt: FixedFormat
+    pre_fmt: FixedFormat | None = None      # conv result before ReLU
+    w_fmt: FixedFormat | None = None
+    b_fmt: FixedFormat | None = None
+    acc_fmt: FixedFormat | None = None
+    w_q: np.ndarray | None = field(default=None, repr=False)
+    b_q: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class QuantPlan:
+    input_fmt: FixedFormat
+    layers: dict[str, LayerQuant]
+
+    def fmt_of(self, name: str) -> FixedFormat:
+        return self.input_fmt if name not in self.layers else self.layers[name].out_fmt
+
+
+def float_forward(nodes: list[Node], weights: FloatWeights, frame: np.ndarray) -> dict:
+    """Float32 reference forward pass (ReLU network, ceil pools, mean GAP): name -> array."""
+    out: dict[str, np.ndarray] = {"frame": np.asarray(frame, dtype=np.float32)}
+    src = "frame"
+    for n in nodes:
+        ins = [out[i] if i in out else out[src] for i in n.inputs]
+        if n.kind == "conv":
+            w, b = weights[n.name]
+            out[n.name] = golden.conv2d_float(ins[0], w, b, n.stride, n.pad, relu=True)
+        elif n.kind == "maxpool":
+            out[n.name] = golden.maxpool_ceil(ins[0])
+        elif n.kind == "concat":
+            out[n.name] = np.concatenate(ins, axis=-1)
+        elif n.kind == "add":
+            out[n.name] = ins[0] + ins[1]
+        elif n.kind == "gap":
+            out[n.name] = ins[0].mean(axis=(0, 1))
+    return out
+
+
+def _int_bits_unsigned(value: float, width: int) -> int:
+    """Integer bits of an unsigned ``width``-bit format whose range just covers ``value``."""
+    if value <= 0:
+        return 0
+    return max(math.ceil(math.log2(value * (1 + 2.0**-width))), -width + 1)
+
+
+def weight_format(w: np.ndarray, bits: int) -> FixedFormat:
+    """Smallest ``ap_fixed<bits,I>`` whose range holds max|w| (negative end exactly)."""
+    m = float(np.abs(w).max())
+    if m == 0:
+        return FixedFormat(bits, 1)
+    return FixedFormat(bits, math.ceil(math.log2(m)) + 1)
+
+
+def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray],
+              spec: NetworkSpec) -> QuantPlan:
+    """Choose every format from activation statistics on ``frames`` and quantize weights."""
+    if not frames:
+        raise ValueError("calibration needs at least one frame")
+    q = spec.quant
+    stats: dict[str, list[np.ndarray]] = {n.name: [] for n in nodes}
+    for f in frames:
+        acts = float_forward(nodes, weights, f)
+        for n in nodes:
+            stats[n.name].append(np.ravel(acts[n.name]))
+    level = {name: float(np.percentile(np.concatenate(v), q.calibration_percentile))
+             for name, v in stats.items()}
+    for n in nodes:  # the two expand convs of a Fire module share the concat's format
+        if n.kind == "concat":
+            shared = max(level[i] for i in n.inputs)
+            for i in n.inputs:
+                level[i] = shared
+    layers: dict[str, LayerQuant] = {}
+    fmt_of = {"frame": INPUT_FORMAT, "input_1": INPUT_FORMAT}
+    for n in nodes:
+        src_fmt = fmt_of[n.inputs[0]]
+        if n.kind == "conv":
+            layers[n.name] = _quantize_conv(n, weights[n.name], src_fmt, level[n.name], spec)
+        elif n.kind == "maxpool":
+            layers[n.name] = LayerQuant(n.name, n.kind, src_fmt)
+        elif n.kind == "concat":
+            a, b = (fmt_of[i] for i in n.inputs)
+            if a != b:
+                raise AssertionError(f"{n.name}: inputs have different formats {a} {b}")
+            layers[n.name] = LayerQuant(n.name, n.kind, a)
+        elif n.kind == "add":
+            bits = q.activation_bits
+            fmt = FixedFormat(bits, _int_bits_unsigned(level[n.name], bits), signed=False)
+            layers[n.name] = LayerQuant(n.name, n.kind, fmt)
+        elif n.kind == "gap":
+            bits = q.logit_bits
+            fmt = FixedFormat(bits, max(_int_bits_unsigned(level[n.name], bits),
+                                        src_fmt.integer), signed=False)
+            layers[n.name] = LayerQuant(n.name, n.kind, fmt)
+        fmt_of[n.name] = layers[n.name].out_fmt
+    return QuantPlan(INPUT_FORMAT, layers)
+
+
+def _quantize_conv(n: Node, wb: tuple[np.ndarray, np.ndarray], x_fmt: FixedFormat,
+                   level: float, spec: NetworkSpec) -> LayerQuant:
+    q = spec.quant
+    w, b = wb
+    w_fmt = weight_format(w, q.weight_bits)
+    w_q = w_fmt.quantize(w)
+    acc_frac = x_fmt.frac + w_fmt.frac
+    b_max = float(np.abs(b).max())
+    b_int = (math.ceil(math.log2(b_max)) + 2) if b_max > 0 else 1
+    b_frac = min(acc_frac, q.bias_bits - b_int)
+    b_fmt = FixedFormat(b_int + b_frac, b_int)
+    b_q = b_fmt.quantize(b)
+    # Exact accumulator: worst case over all inputs in range, for the real weights.
+    x_max = max(abs(x_fmt.qmin), abs(x_fmt.qmax))
+    w_abs = np.abs(w_q).reshape(-1, w_q.shape[-1]).sum(axis=0)
+    bound = int((w_abs * x_max + (np.abs(b_q) << (acc_frac - b_fmt.frac))).max())
+    acc_width = bits_for_signed(bound)
+    if acc_width > q.accumulator_bits:
+        raise ValueError(
+            f"{n.name}: the exact accumulator needs {acc_width} bits, more than "
+            f"quantization.accumulator_bits = {q.accumulator_bits}"
+        )
+    acc_fmt = FixedFormat(acc_width, acc_width - acc_frac)
+    out_int = _int_bits_unsigned(level, q.activation_bits)
+    out_fmt = FixedFormat(q.activation_bits, out_int, signed=False)
+    pre_fmt = FixedFormat(q.activation_bits + 1, out_int + 1, signed=True)
+    return LayerQuant(n.name, "conv", out_fmt, pre_fmt, w_fmt, b_fmt, acc_fmt, w_q, b_q)
+
+
+def run_golden(nodes: list[Node], plan: QuantPlan, frame: np.ndarray,
+               keep_pre: bool = False) -> dict[str, np.ndarray]:
+    """Integer forward pass. ``frame``: uint8 (H, W, C) raw pixels. name -> int64 array.
+
+    With ``keep_pre`` the conv results before ReLU are kept too, as ``<name>_pre``.
+    """
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise TypeError(f"golden model input must be uint8 raw pixels, got {frame.dtype}")
+    out: dict[str, np.ndarray] = {"frame": frame.astype(np.int64)}
+    for n in nodes:
+        ins = [out[i] if i in out else out["frame"] for i in n.inputs]
+        lq = plan.layers[n.name]
+        in_fmt = plan.fmt_of(n.inputs[0]) if n.inputs[0] in plan.layers else plan.input_fmt
+        if n.kind == "conv":
+            pre = golden.conv2d(ins[0], in_fmt, lq.w_q, lq.w_fmt, lq.b_q, lq.b_fmt,
+                                lq.pre_fmt, n.stride, n.pad, relu=False)
+            if keep_pre:
+                out[n.name + "_pre"] = pre
+            out[n.name] = np.maximum(pre, 0)  # exact: pre_fmt has one more integer bit
+        elif n.kind == "maxpool":
+            out[n.name] = golden.maxpool_ceil(ins[0])
+        elif n.kind == "concat":
+            out[n.name] = np.concatenate(ins, axis=-1)
+        elif n.kind == "add":
+            b_fmt = plan.fmt_of(n.inputs[1])
+            out[n.name] = golden.add(ins[0], in_fmt, ins[1], b_fmt, lq.out_fmt)
+        elif n.kind == "gap":
+            out[n.name] = golden.global_avgpool(ins[0], in_fmt, lq.out_fmt)
+    return out

@@ -1,0 +1,263 @@
+"""Network spec: a YAML file, validated on load, that says which SqueezeNet to build.
+
+The paper's metaparameters (Section 3.3) give every Fire module's size:
+``e_i = base_e + incr_e * floor(i / freq)``, ``e3x3_i = e_i * pct3x3``,
+``e1x1_i = e_i - e3x3_i``, ``s1x1_i = SR * e_i`` for ``i = 0..n_fire-1``.
+The variants fix conv1 and where the max-pools sit: v1.0 (Table 1) and v1.1 (the widely
+used revision with a 3x3/64 conv1 and earlier pools).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+VARIANTS = ("v1.0", "v1.1", "custom")
+WEIGHT_SOURCES = ("imagenet", "random")
+BYPASS_MODES = ("none", "simple")
+BACKENDS = ("Vitis", "Vivado")
+
+# What each variant fixes (Table 1 for v1.0; the v1.1 revision moves the pools earlier and
+# shrinks conv1).
+VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "v1.0": {"conv1": {"filters": 96, "kernel": 7, "stride": 2},
+             "pool_after": ["conv1", "fire4", "fire8"], "n_fire": 8},
+    "v1.1": {"conv1": {"filters": 64, "kernel": 3, "stride": 2},
+             "pool_after": ["conv1", "fire3", "fire5"], "n_fire": 8},
+}
+
+
+class SpecError(ValueError):
+    """A network / target spec that names an unknown key or holds a value not allowed."""
+
+
+@dataclass(frozen=True)
+class Conv1Spec:
+    filters: int = 64
+    kernel: int = 3
+    stride: int = 2
+
+
+@dataclass(frozen=True)
+class Metaparameters:
+    base_e: int = 128
+    incr_e: int = 128
+    pct3x3: float = 0.5
+    freq: int = 2
+    SR: float = 0.125
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """How numbers are represented; formats per layer come from calibration."""
+
+    weight_bits: int = 8
+    activation_bits: int = 8
+    bias_bits: int = 16          # at most; fewer fractional bits if the range needs it
+    accumulator_bits: int = 32   # upper bound; the exact need is computed per layer
+    logit_bits: int = 16         # global-average-pool output
+    calibration_percentile: float = 99.999
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    part: str = "xczu9eg-ffvb1156-2-e"
+    clock_mhz: float = 200.0
+    backend: str = "Vitis"
+    # Folding: the largest valid reuse factor per layer such that the layer needs at most
+    # this many cycles per frame (the pipeline's throughput target).
+    target_cycles_per_frame: int = 1_500_000
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    variant: str = "v1.1"
+    height: int = 227
+    width: int = 227
+    channels: int = 3
+    classes: int = 1000
+    weights: str = "imagenet"
+    seed: int = 0
+    bypass: str = "none"
+    n_fire: int = 8
+    conv1: Conv1Spec = field(default_factory=Conv1Spec)
+    pool_after: tuple[str, ...] = ("conv1", "fire3", "fire5")
+    meta: Metaparameters = field(default_factory=Metaparameters)
+    quant: QuantSpec = field(default_factory=QuantSpec)
+    target: TargetSpec = field(default_factory=TargetSpec)
+
+    def fire_sizes(self) -> list[tuple[int, int, int]]:
+        """(s1x1, e1x1, e3x3) per Fire module, from the paper's metaparameter formula."""
+        m = self.meta
+        sizes = []
+        for i in range(self.n_fire):
+            e = m.base_e + m.incr_e * (i // m.freq)
+            e3 = int(math.floor(e * m.pct3x3 + 0.5))
+            e1 = e - e3
+            s = int(math.floor(m.SR * e + 0.5))
+            if s < 1 or e1 < 1 or e3 < 1:
+                raise SpecError(
+                    f"fire{i + 2}: metaparameters give s1x1={s}, e1x1={e1}, e3x3={e3}; "
+                    "every Fire layer needs at least one filter"
+                )
+            sizes.append((s, e1, e3))
+        return sizes
+
+
+_SECTIONS = {
+    "conv1": Conv1Spec,
+    "metaparameters": Metaparameters,
+    "quantization": QuantSpec,
+    "target": TargetSpec,
+}
+_TOP_KEYS = {"name", "variant", "input", "classes", "weights", "seed", "bypass", "n_fire",
+             "conv1", "pool_after", "metaparameters", "quantization", "target"}
+_INPUT_KEYS = {"height", "width", "channels"}
+
+
+def _check_keys(where: str, given: dict, allowed: set[str]) -> None:
+    if not isinstance(given, dict):
+        raise SpecError(f"{where}: expected a mapping, got {type(given).__name__}")
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _section(where: str, cls: type, given: dict) -> Any:
+    allowed = {f.name for f in fields(cls)}
+    _check_keys(where, given, allowed)
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in given:
+            continue
+        value = given[f.name]
+        default = getattr(cls(), f.name)
+        kind = type(default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool):
+            raise SpecError(
+                f"{where}.{f.name}: expected {kind.__name__}, got {value!r}"
+            )
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise SpecError(f"{where}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _positive(where: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SpecError(f"{where}: expected a positive integer, got {value!r}")
+    return value
+
+
+def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
+    """Validate a parsed YAML mapping and return the spec; errors name the key."""
+    _check_keys("spec", raw, _TOP_KEYS)
+    variant = _choice("variant", raw.get("variant", "v1.1"), VARIANTS)
+    base = VARIANT_DEFAULTS.get(variant, {})
+    if variant == "custom":
+        for key in ("conv1", "pool_after"):
+            if key not in raw:
+                raise SpecError(f"variant 'custom' needs '{key}' to be given")
+    inp = raw.get("input", {})
+    _check_keys("input", inp, _INPUT_KEYS)
+    conv1_raw = {**base.get("conv1", {}), **raw.get("conv1", {})}
+    conv1 = _section("conv1", Conv1Spec, conv1_raw)
+    for k in ("filters", "kernel", "stride"):
+        _positive(f"conv1.{k}", getattr(conv1, k))
+    n_fire = _positive("n_fire", raw.get("n_fire", base.get("n_fire", 8)))
+    pool_after = raw.get("pool_after", base.get("pool_after", []))
+    layer_names = ["conv1"] + [f"fire{i + 2}" for i in range(n_fire)]
+    if not isinstance(pool_after, list):
+        raise SpecError(f"pool_after: expected a list of layer names, got {pool_after!r}")
+    for p in pool_after:
+        _choice("pool_after entry", p, tuple(layer_names))
+    meta = _section("metaparameters", Metaparameters, raw.get("metaparameters", {}))
+    if not 0.0 < meta.pct3x3 < 1.0:
+        raise SpecError(f"metaparameters.pct3x3: must lie in (0, 1), got {meta.pct3x3}")
+    if not 0.0 < meta.SR <= 1.0:
+        raise SpecError(f"metaparameters.SR: must lie in (0, 1], got {meta.SR}")
+    for k in ("base_e", "freq"):
+        _positive(f"metaparameters.{k}", getattr(meta, k))
+    if meta.incr_e < 0:
+        raise SpecError(f"metaparameters.incr_e: must be >= 0, got {meta.incr_e}")
+    quant = _section("quantization", QuantSpec, raw.get("quantization", {}))
+    if quant.weight_bits != 8 or quant.activation_bits != 8:
+        raise SpecError(
+            "quantization: weight_bits and activation_bits must be 8 (the product's "
+            f"datapath); got {quant.weight_bits} and {quant.activation_bits}"
+        )
+    if not 8 <= quant.bias_bits <= 32 or not 16 <= quant.accumulator_bits <= 48:
+        raise SpecError("quantization: bias_bits must be 8..32 and accumulator_bits 16..48")
+    if not 8 <= quant.logit_bits <= 24:
+        raise SpecError(f"quantization.logit_bits: must be 8..24, got {quant.logit_bits}")
+    if not 90.0 <= quant.calibration_percentile <= 100.0:
+        raise SpecError("quantization.calibration_percentile: must be 90..100")
+    target = _section("target", TargetSpec, raw.get("target", {}))
+    _choice("target.backend", target.backend, BACKENDS)
+    if not 10.0 <= target.clock_mhz <= 800.0:
+        raise SpecError(f"target.clock_mhz: must be 10..800, got {target.clock_mhz}")
+    _positive("target.target_cycles_per_frame", target.target_cycles_per_frame)
+    spec = NetworkSpec(
+        name=str(raw.get("name", default_name)),
+        variant=variant,
+        height=_positive("input.height", inp.get("height", 227)),
+        width=_positive("input.width", inp.get("width", 227)),
+        channels=_positive("input.channels", inp.get("channels", 3)),
+        classes=_positive("classes", raw.get("classes", 1000)),
+        weights=_choice("weights", raw.get("weights", "imagenet"), WEIGHT_SOURCES),
+        seed=int(raw.get("seed", 0)),
+        bypass=_choice("bypass", raw.get("bypass", "none"), BYPASS_MODES),
+        n_fire=n_fire,
+        conv1=conv1,
+        pool_after=tuple(pool_after),
+        meta=meta,
+        quant=quant,
+        target=target,
+    )
+    spec.fire_sizes()  # raises on degenerate metaparameters
+    if spec.weights == "imagenet":
+        _check_imagenet_compatible(spec)
+    return spec
+
+
+def _check_imagenet_compatible(spec: NetworkSpec) -> None:
+    reference = replace(
+        NetworkSpec(name=spec.name), quant=spec.quant, target=spec.target, seed=spec.seed,
+        height=spec.height, width=spec.width,
+    )
+    if (spec.variant, spec.channels, spec.classes, spec.n_fire, spec.conv1, spec.pool_after,
+            spec.meta, spec.bypass) != ("v1.1", 3, 1000, 8, reference.conv1,
+                                        reference.pool_after, reference.meta, "none"):
+        raise SpecError(
+            "weights: 'imagenet' exists only for the standard SqueezeNet v1.1 (3 input "
+            "channels, 1000 classes, default metaparameters, no bypass); use weights: random "
+            "for other shapes"
+        )
+
+
+def load_spec(path: str | Path) -> NetworkSpec:
+    """Read and validate a YAML network spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    return spec_from_dict(raw, default_name=path.stem)
