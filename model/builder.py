@@ -41,8 +41,8 @@ def random_weights(nodes: list[Node], seed: int) -> FloatWeights:
         w = rng.normal(0.0, np.sqrt(2.0 / fan_in), (n.kernel, n.kernel, n.in_shape[2],
                                                      n.out_shape[2]))
         b = rng.normal(0.05, 0.05, n.out_shape[2])
-        if n.name == "conv1":  # raw 0..255 pixels: keep conv1's outputs near unit scale
-            w = w / 128.0
+        if n.name == "conv1":  # raw 0..255 pixels: keep conv1's outputs at a few units
+            w = w / 32.0
         out[n.name] = (w.astype(np.float32), b.astype(np.float32))
     return out
 
@@ -82,9 +82,11 @@ def build_qkeras(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan):
             padding = "same" if n.pad else "valid"
             if n.pad and (n.stride != 1 or n.pad != n.kernel // 2):
                 raise NotImplementedError(f"{n.name}: only stride-1 'same' padding is built")
+            # The weights are set already on their grid, so a quantizer is the identity on
+            # them; formats QKeras cannot express (negative integer part) go without one.
             conv = QConv2D(
                 n.out_shape[2], n.kernel, strides=n.stride, padding=padding, name=n.name,
-                kernel_quantizer=lq.w_fmt.qkeras(), bias_quantizer=lq.b_fmt.qkeras(),
+                kernel_quantizer=_quantizer(lq.w_fmt), bias_quantizer=_quantizer(lq.b_fmt),
             )
             y = conv(ins[0])
             conv.set_weights([lq.w_fmt.to_real(lq.w_q).astype(np.float32),
@@ -101,6 +103,10 @@ def build_qkeras(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan):
             t[n.name] = FixedGlobalAvgPool(lq.out_fmt.width, lq.out_fmt.integer,
                                            name=n.name)(ins[0])
     return tf.keras.Model(x_in, t[nodes[-1].name], name=spec.name.replace(".", "_"))
+
+
+def _quantizer(fmt) -> str | None:
+    return fmt.qkeras() if fmt.qkeras_expressible else None
 
 
 def keras_output_name(node: Node) -> str:

@@ -59,8 +59,16 @@ class FixedFormat:
         base = "ap_fixed" if self.signed else "ap_ufixed"
         return f"{base}<{self.width},{self.integer},AP_RND,AP_SAT>"
 
+    @property
+    def qkeras_expressible(self) -> bool:
+        """QKeras 0.9.0 computes ``2**integer`` with an int32 ``K.pow``, which fails for a
+        negative exponent: formats with fewer integer bits have no QKeras quantizer."""
+        return self.integer - (1 if self.signed else 0) >= 0
+
     def qkeras(self) -> str:
         """QKeras quantizer string with the same grid and range (``alpha=1``: no scale)."""
+        if not self.qkeras_expressible:
+            raise ValueError(f"{self.ap()} has no QKeras quantizer (negative integer bits)")
         if self.signed:
             return f"quantized_bits({self.width},{self.integer - 1},alpha=1)"
         return f"quantized_relu({self.width},{self.integer})"

@@ -62,8 +62,9 @@ class Photo:
 def _check_rgb(rgb: object, what: str) -> None:
     """Raise unless ``rgb`` is a uint8 ndarray of shape (H, W, 3) with H, W >= 1."""
     if not isinstance(rgb, np.ndarray):
-        raise TypeError(f"{what} must be a numpy uint8 array of shape (H, W, 3), got "
-                        f"{type(rgb).__name__}")
+        raise TypeError(
+            f"{what} must be a numpy uint8 array of shape (H, W, 3), got {type(rgb).__name__}"
+        )
     if rgb.dtype != np.uint8:
         raise TypeError(f"{what} must have dtype uint8 (0..255 pixels), got dtype {rgb.dtype}")
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:

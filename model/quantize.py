@@ -76,10 +76,14 @@ def float_forward(nodes: list[Node], weights: FloatWeights, frame: np.ndarray) -
 
 
 def _int_bits_unsigned(value: float, width: int) -> int:
-    """Integer bits of an unsigned ``width``-bit format whose range just covers ``value``."""
+    """Integer bits of an unsigned ``width``-bit format whose range just covers ``value``.
+
+    Never below 0: activations are QKeras ``quantized_relu`` tensors, and QKeras 0.9.0
+    cannot express a negative integer part (see ``FixedFormat.qkeras_expressible``).
+    """
     if value <= 0:
         return 0
-    return max(math.ceil(math.log2(value * (1 + 2.0**-width))), -width + 1)
+    return max(math.ceil(math.log2(value * (1 + 2.0**-width))), 0)
 
 
 def weight_format(w: np.ndarray, bits: int) -> FixedFormat:

