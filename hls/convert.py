@@ -32,6 +32,9 @@ def layer_precisions(nodes: list[Node], plan: QuantPlan) -> dict[str, dict[str, 
                 "accum": lq.acc_fmt.hls(), "result": lq.pre_fmt.hls(),
             }
             p[n.name + "_relu"] = {"result": lq.out_fmt.hls()}
+            # hls4ml lists a linear activation for a QConv2D without one; it is removed by
+            # its optimizer, but typed anyway so nothing falls back to a default precision.
+            p[n.name + "_linear"] = {"result": lq.pre_fmt.hls()}
         elif n.kind == "add":
             a, b = (plan.fmt_of(i) for i in n.inputs)
             frac = max(a.frac, b.frac)
@@ -54,7 +57,8 @@ def hls_config(model, nodes: list[Node], plan: QuantPlan, folding: dict[str, Lay
     cfg["Model"]["ReuseFactor"] = 1
     precisions = layer_precisions(nodes, plan)
     layer_cfg = cfg["LayerName"]
-    unknown = sorted(set(precisions) - set(layer_cfg))
+    unknown = sorted(set(precisions) - set(layer_cfg) - {k for k in precisions
+                                                         if k.endswith("_linear")})
     if unknown:
         raise RuntimeError(f"hls4ml config has no entry for layers {unknown}")
     for name, entry in layer_cfg.items():
@@ -94,33 +98,43 @@ def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
     return hls_model
 
 
-def _precision_str(var) -> str:
-    return str(var.type.precision.definition_cpp()).replace(" ", "")
+def _same_type(prec, fmt, modes: bool) -> bool:
+    """hls4ml precision == plan format (and AP_RND/AP_SAT where a value is computed)."""
+    same = (int(prec.width), int(prec.integer), bool(prec.signed)) == (
+        fmt.width, fmt.integer, fmt.signed)
+    if modes:
+        same = same and str(prec.rounding_mode) == "RND" and str(prec.saturation_mode) == "SAT"
+    return same
 
 
 def check_precisions(hls_model, nodes: list[Node], plan: QuantPlan) -> None:
-    """Raise if hls4ml resolved any planned tensor to another type than the plan's."""
-    expected: dict[str, str] = {}
+    """Raise if hls4ml resolved any planned tensor to another type than the plan's.
+
+    Outputs must also carry AP_RND/AP_SAT (they are computed); weights and biases only
+    need the grid (they are constants already on it).
+    """
+    expected = {}
     for n in nodes:
         lq = plan.layers[n.name]
-        expected[keras_output_name(n)] = lq.out_fmt.ap()
+        expected[keras_output_name(n)] = lq.out_fmt
         if n.kind == "conv":
-            expected[n.name] = lq.pre_fmt.ap()
+            expected[n.name] = lq.pre_fmt
     wrong = []
     for name, want in expected.items():
         layer = hls_model.graph.get(name)
         if layer is None:
             wrong.append(f"{name}: missing from the hls4ml graph")
             continue
-        got = _precision_str(layer.get_output_variable())
-        if got != want.replace(" ", ""):
-            wrong.append(f"{name}: hls4ml has {got}, plan says {want}")
-        if layer.class_name in ("Conv2D", "PointwiseConv2D"):
+        prec = layer.get_output_variable().type.precision
+        if not _same_type(prec, want, modes=True):
+            wrong.append(f"{name}: hls4ml has {prec.definition_cpp()}, plan says {want.ap()}")
+        if name in plan.layers and plan.layers[name].kind == "conv":
             lq = plan.layers[name]
             for key, fmt in (("weight", lq.w_fmt), ("bias", lq.b_fmt)):
-                got_w = str(layer.get_weights(key).type.precision.definition_cpp())
-                if got_w.replace(" ", "") != fmt.ap().replace(" ", ""):
-                    wrong.append(f"{name}.{key}: hls4ml has {got_w}, plan says {fmt.ap()}")
+                wp = layer.get_weights(key).type.precision
+                if not _same_type(wp, fmt, modes=False):
+                    wrong.append(f"{name}.{key}: hls4ml has {wp.definition_cpp()}, "
+                                 f"plan says {fmt.ap()}")
     if wrong:
         raise RuntimeError("hls4ml types differ from the quantization plan:\n  "
                            + "\n  ".join(wrong))
