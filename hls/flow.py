@@ -215,6 +215,10 @@ def run_csim(prep: Prepared, hls_model, frames: list[Frame] | None = None,
         gap = prep.nodes[-1]
         res.logits.append(gold[gap.name])
         res.frames += 1
+    order = [name for n in prep.nodes
+             for name in ((n.name, keras_output_name(n)) if n.kind == "conv" else (n.name,))]
+    order.append("__output__")
+    res.per_layer = {k: res.per_layer[k] for k in order if k in res.per_layer}
     return res
 
 

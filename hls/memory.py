@@ -103,7 +103,8 @@ def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFold
         elif n.kind == "gap":
             rows.append(MemoryRow(n.name, "accumulators", 1,
                                   n.in_shape[2] * (lq.out_fmt.width + 8), "registers", 0))
-        place(n.name, "fifo", fifo_depths.get(n.name, 2), act_bits)
+        if n is not nodes[-1]:  # the last block drives the top-level output port
+            place(n.name, "fifo", fifo_depths.get(n.name, 2), act_bits)
     return rows
 
 

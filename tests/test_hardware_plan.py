@@ -1,0 +1,137 @@
+"""Folding, FIFO depths, memory budget, mean folding and the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hls.flow import REPO, DoesNotFitError, prepare
+from hls.folding import choose_folding, fifo_depths, valid_reuse_factors
+from hls.memory import bram18_blocks, memory_report, part_info
+from model.builder import CAFFE_BGR_MEAN, float_weights, fold_mean_into_bias
+from model.graph import build_graph
+from model.quantize import float_forward
+from model.spec import load_spec, spec_from_dict
+
+SQZ = [sys.executable, "-m", "hls.cli"]
+
+
+@pytest.mark.parametrize("n_in, n_out", [(27, 64), (64, 16), (144, 64), (512, 1000), (9, 7)])
+def test_valid_reuse_factors_match_hls4ml(n_in, n_out):
+    from hls4ml.backends import get_backend
+
+    assert valid_reuse_factors(n_in, n_out) == get_backend("Vivado").get_valid_reuse_factors(
+        n_in, n_out)
+
+
+def test_folding_meets_the_target_with_valid_factors():
+    nodes = build_graph(spec_from_dict({"weights": "random"}))
+    fold = choose_folding(nodes, 1_500_000)
+    for n in nodes:
+        if n.kind == "conv":
+            f = fold[n.name]
+            assert f.reuse_factor in valid_reuse_factors(n.n_in, n.out_shape[2])
+            assert f.cycles <= 1_500_000
+            assert f.multipliers * f.reuse_factor == n.n_in * n.out_shape[2]
+
+
+def test_fifo_depth_covers_the_3x3_branch_latency():
+    nodes = build_graph(spec_from_dict({"weights": "random"}))
+    d = fifo_depths(nodes, chain_depth=8)
+    # fire2 at 56x56: the 3x3 branch emits its first pixel after 2 padded rows (58 px) + 3 px,
+    # the 1x1 branch after 1 px; the difference plus the chain depth goes on the 1x1 side.
+    assert d["fire2_expand1x1"] == 2 * 58 + 3 - 1 + 8
+    assert d["fire2_expand3x3"] == 8
+    assert d["fire9_expand1x1"] == 2 * 16 + 3 - 1 + 8
+
+
+def test_bram18_packing():
+    assert bram18_blocks(512, 36) == 1
+    assert bram18_blocks(513, 36) == 2
+    assert bram18_blocks(2048, 9) == 1
+    assert bram18_blocks(16, 256) == 8          # wide and shallow: width-bound
+    assert bram18_blocks(4608, 256) == 72       # fire8_expand3x3 at RF 4608
+    with pytest.raises(ValueError, match="unknown FPGA part 'xc9999'"):
+        part_info("xc9999")
+
+
+def test_v11_memory_budget_and_refusal_on_a_small_part():
+    spec = spec_from_dict({"weights": "random"})
+    nodes = build_graph(spec)
+    from model.builder import random_weights
+    from model.quantize import calibrate
+
+    weights = random_weights(nodes, 0)
+    frame = np.random.default_rng(0).integers(0, 256, (227, 227, 3), dtype=np.uint8)
+    plan = calibrate(nodes, weights, [frame], spec)
+    fold = choose_folding(nodes, 1_500_000)
+    rep = memory_report(nodes, plan, fold, fifo_depths(nodes), "xczu9eg-ffvb1156-2-e")
+    assert rep.weight_bytes == 1_231_552            # 8-bit weights of v1.1
+    assert rep.fits() == []
+    small = memory_report(nodes, plan, fold, fifo_depths(nodes), "xc7z020clg400-1")
+    problems = small.fits()
+    assert problems and "BRAM: needs" in problems[0] and "xc7z020 has 280" in problems[0]
+
+
+def test_prepare_refuses_a_network_that_does_not_fit(monkeypatch):
+    from dataclasses import replace
+
+    spec = load_spec(REPO / "configs" / "tiny.yaml")
+    spec = replace(spec, target=replace(spec.target, part="xc7z020clg400-1",
+                                        target_cycles_per_frame=1))
+    with pytest.raises(DoesNotFitError, match=r"DSP: needs \d+ multipliers, xc7z020 has 220"):
+        prepare(spec)
+
+
+def test_mean_fold_gives_the_same_logits(weights_cache_dir):
+    """Raw pixels + folded bias == (pixels - mean) + original bias, for the real weights."""
+    spec = load_spec(REPO / "configs" / "squeezenet_v1_1.yaml")
+    nodes = build_graph(spec)
+    folded = float_weights(spec, nodes, weights_cache_dir)
+    from model.weights import fetch_squeezenet_v11
+
+    raw = fetch_squeezenet_v11(weights_cache_dir)
+    original = dict(folded)
+    original["conv1"] = (raw["conv1"][0], raw["conv1"][1])
+    frame = np.random.default_rng(3).integers(0, 256, (227, 227, 3)).astype(np.float32)
+    a = float_forward(nodes, folded, frame)["gap"]
+    b = float_forward(nodes, original, frame - CAFFE_BGR_MEAN.astype(np.float32))["gap"]
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert np.argmax(a) == np.argmax(b)
+    w, bias = raw["conv1"]
+    assert np.allclose(fold_mean_into_bias(w, bias, np.zeros(3)), bias)
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([*SQZ, *args], cwd=REPO, capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_cli_info_prints_the_contract_lines():
+    r = run_cli("info", "--config", "configs/squeezenet_v1_1.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "parameters: 1235496" in r.stdout.splitlines()
+    assert "macs: 387747520" in r.stdout.splitlines()
+    assert "weight_bytes: 1231552" in r.stdout.splitlines()
+    r0 = run_cli("info", "--config", "configs/squeezenet_v1_0.yaml")
+    assert "parameters: 1248424" in r0.stdout.splitlines()
+
+
+def test_cli_bad_config_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("variant: v1.1\nsqueeze: 3\n")
+    r = run_cli("info", "--config", str(bad))
+    assert r.returncode == 2
+    assert "unknown key(s) 'squeeze'" in r.stderr
+
+
+def test_synth_without_vendor_tool_fails_at_once_naming_the_tools(tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path))
+    r = run_cli("synth", "--config", "configs/tiny.yaml", env=env)
+    assert r.returncode != 0
+    for tool in ("vitis_hls", "vitis-run", "vivado_hls"):
+        assert tool in r.stderr
