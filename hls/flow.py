@@ -108,6 +108,9 @@ def build_project(prep: Prepared, backend: str | None = None, out_dir: Path | No
         hls_model.compile()
     else:
         hls_model.write()
+    from hls.testbench import write_testbench
+
+    write_testbench(out_dir, hls_model, prep.frames, prep.nodes, prep.plan)
     t2 = time.perf_counter()
     prep.timings.update({"convert_s": t1 - t0, "compile_s": t2 - t1})
     return qmodel, hls_model

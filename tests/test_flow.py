@@ -110,3 +110,12 @@ def test_plan_formats_are_consistent(tiny):
         if n.kind == "concat":
             a, b = (tiny.plan.layers[i].out_fmt for i in n.inputs)
             assert a == b == lq.out_fmt
+
+
+def test_tiny_test_vectors_exercise_every_layer(tiny):
+    """The bit-exact checks above mean something only if no layer is dead or constant."""
+    outs = [run_golden(tiny.nodes, tiny.plan, f.pixels) for f in tiny.frames]
+    for n in tiny.nodes:
+        for o in outs:
+            assert np.count_nonzero(o[n.name]) > 0, f"{n.name} is all zeros on a photo"
+    assert len({tuple(o["gap"]) for o in outs}) == len(outs), "photos give equal logits"
