@@ -101,16 +101,26 @@ def cmd_csim(args) -> int:
         print(f"   {name:<26} {cmp_:>10} {bad:>6}")
     if res.first_mismatch:
         print(f"first mismatch: {res.first_mismatch}")
+    print("== the written project's own C++ testbench (what vendor csim runs), built with g++")
+    from hls.flow import project_dir
+    from hls.testbench import compile_and_run_testbench, parse_summary
+
+    t0 = time.perf_counter()
+    tb_rc, tb_out = compile_and_run_testbench(project_dir(spec, spec.target.backend))
+    t_tb = time.perf_counter() - t0
+    tb_line = [ln for ln in tb_out.splitlines() if ln.startswith("tb: ")][-1:]
+    print(f"   {tb_line[0] if tb_line else tb_out[-500:]} ({t_tb:.1f} s)")
+    tb_ok = tb_rc == 0 and bool(tb_line) and parse_summary(tb_out)[2] == 0
     print("== on-chip memory")
     print(prep.memory.format(per_layer=args.verbose))
     total = time.perf_counter() - t_start
     print(f"time: total {total:.1f} s (weights {prep.timings['weights_s']:.1f}, calibration "
           f"{prep.timings['calibration_s']:.1f}, convert {prep.timings['convert_s']:.1f}, "
           f"compile {prep.timings['compile_s']:.1f}, C sim {t_sim:.1f} = "
-          f"{t_sim / max(n, 1):.1f} s/frame)")
+          f"{t_sim / max(n, 1):.1f} s/frame, g++ testbench {t_tb:.1f})")
     print(f"csim: {res.frames} frames, {res.compared} outputs compared, "
           f"{res.mismatches} mismatches")
-    return 0 if (res.mismatches == 0 and res.compared > 0) else 1
+    return 0 if (res.mismatches == 0 and res.compared > 0 and tb_ok) else 1
 
 
 def cmd_synth(args) -> int:

@@ -97,7 +97,7 @@ def fifo_depths(nodes: list[Node], chain_depth: int = 8) -> dict[str, int]:
             lat[n.inputs[1]] = 2 * (w + 2) + 3
             lat[n.inputs[0]] = 0
         slow = max(lat.values())
-        for name, l in lat.items():
+        for name, own in lat.items():
             if name in depths:
-                depths[name] = max(depths[name], slow - l + chain_depth)
+                depths[name] = max(depths[name], slow - own + chain_depth)
     return depths
