@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hls.folding import LayerFolding, choose_folding, fifo_depths
+from hls.folding import LayerFolding, choose_folding, fifo_depths, save_folding
 from hls.memory import MemoryReport, memory_report
 from model.builder import float_weights, keras_output_name
 from model.graph import Node, build_graph
@@ -75,6 +75,7 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
     plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
     t2 = time.perf_counter()
     folding = choose_folding(nodes, spec.target.target_cycles_per_frame)
+    save_folding(folding, BUILD / "hls" / f"{spec.name}_folding.yaml")
     fifo = fifo_depths(nodes)
     mem = memory_report(nodes, plan, folding, fifo, spec.target.part)
     problems = mem.fits()

@@ -1,16 +1,24 @@
-"""Folding (parallelism) as data: one reuse factor per conv block, and FIFO depths.
+"""Folding (parallelism) as data: PE x SIMD per conv block, shared by both hardware flows.
 
-hls4ml's Resource strategy computes a conv block's dot products with
-``n_in * n_out / RF`` multipliers, each used RF times per output pixel, so the block needs
-about ``out_pixels * RF`` cycles per frame and keeps its weights in a ROM RF words deep.
-The reuse factor must lie in hls4ml's valid set: hls4ml 1.3.0 emits a call to the
-non-existent ``nnet::DenseResource_rf_gt_nin`` for an RF above n_in that is not a multiple
-of n_in, and its QoR rule wants RF to divide n_in * n_out.
+A conv block computes each output pixel's dot products (n_in = K*K*C inputs, n_out
+outputs) with PE x SIMD multipliers: SIMD inputs and PE outputs per cycle, so one pixel
+takes SF * NF cycles (SF = n_in / SIMD, NF = n_out / PE) and its weights sit in a ROM
+SF * NF words deep and PE * SIMD * 8 bits wide. The open RTL (``sqz_mvu``) is exactly that;
+hls4ml's Resource strategy with ``ReuseFactor = SF * NF`` instantiates the same number of
+multipliers and the same ROM shape, so one folding file drives both flows.
+
+hls4ml 1.3.0 accepts a reuse factor only from its valid set (an RF above n_in that is not a
+multiple of n_in emits a call to the non-existent ``nnet::DenseResource_rf_gt_nin``). SF*NF
+is in that set whenever SIMD = 1 or PE = n_out, so the folding search raises PE first (up to
+n_out, SIMD = 1) and then SIMD — the reverse of FINN's order, for hls4ml's sake.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
 
 from model.graph import Node
 
@@ -38,35 +46,119 @@ def valid_reuse_factors(n_in: int, n_out: int) -> list[int]:
 @dataclass(frozen=True)
 class LayerFolding:
     name: str
-    reuse_factor: int
-    multipliers: int
-    cycles: int          # estimated cycles per frame of this block
+    pe: int
+    simd: int
+    n_in: int
+    n_out: int
+    pixels: int          # output pixels per frame
+    in_pixels: int       # input pixels per frame (a block reads each once)
+
+    @property
+    def sf(self) -> int:
+        return self.n_in // self.simd
+
+    @property
+    def nf(self) -> int:
+        return self.n_out // self.pe
+
+    @property
+    def reuse_factor(self) -> int:
+        return self.sf * self.nf
+
+    @property
+    def multipliers(self) -> int:
+        return self.pe * self.simd
+
+    @property
+    def cycles(self) -> int:
+        """Cycles per frame at full rate: SF*NF per output pixel, or the input rate."""
+        return max(self.pixels * self.reuse_factor, self.in_pixels)
+
+    @property
+    def macs(self) -> int:
+        return self.pixels * self.n_in * self.n_out
 
 
-def layer_cycles(node: Node, rf: int) -> int:
-    """A block reads every input pixel once and spends RF cycles per output pixel."""
-    h, w, _ = node.out_shape
-    ih, iw, _ = node.in_shape
-    return max(h * w * rf, ih * iw)
+def _lane_options(count: int, any_divisor: bool = False) -> list[int]:
+    """Lane counts for ``count`` channels: powers of two dividing it, and ``count`` itself.
+
+    Keeping to powers of two (or the whole channel count) means any two neighbouring
+    streams have lane counts where one divides the other, so a width converter joins them.
+    The last conv feeds only the global pool, which takes any lane count that divides its
+    channels: there every divisor is allowed (1000 classes: 125, 200, 250, ...).
+    """
+    if any_divisor:
+        return [d for d in range(1, count + 1) if count % d == 0]
+    opts = {count}
+    p = 1
+    while p <= count:
+        if count % p == 0:
+            opts.add(p)
+        p *= 2
+    return sorted(opts)
+
+
+def _fold(n: Node, pe: int, simd: int) -> LayerFolding:
+    return LayerFolding(n.name, pe, simd, n.n_in, n.out_shape[2],
+                        n.out_shape[0] * n.out_shape[1], n.in_shape[0] * n.in_shape[1])
 
 
 def choose_folding(nodes: list[Node], target_cycles: int) -> dict[str, LayerFolding]:
-    """Per conv: the largest valid RF whose block meets ``target_cycles`` per frame.
+    """Per conv: the least parallel PE x SIMD whose block meets ``target_cycles``.
 
-    Larger RF means fewer multipliers and deeper, narrower weight ROMs (better BRAM
-    packing). A block that cannot meet the target even at RF = 1 gets RF = 1 and becomes
-    the pipeline's bottleneck; the report shows it.
+    PE rises through the lane options of n_out with SIMD = 1, then SIMD through those of
+    the input channels with PE = n_out. A block that cannot meet the target even fully
+    parallel stays fully parallel and is the pipeline's bottleneck (the report shows it).
     """
     out: dict[str, LayerFolding] = {}
+    feeds_gap = {n.inputs[0] for n in nodes if n.kind == "gap"}
     for n in nodes:
         if n.kind != "conv":
             continue
-        valid = valid_reuse_factors(n.n_in, n.out_shape[2])
-        fitting = [rf for rf in valid if layer_cycles(n, rf) <= target_cycles]
-        rf = fitting[-1] if fitting else valid[0]
-        mults = -(-n.n_in * n.out_shape[2] // rf)
-        out[n.name] = LayerFolding(n.name, rf, mults, layer_cycles(n, rf))
+        steps = [(pe, 1) for pe in _lane_options(n.out_shape[2], n.name in feeds_gap)]
+        steps += [(n.out_shape[2], s) for s in _lane_options(n.in_shape[2]) if s > 1]
+        chosen = steps[-1]
+        for pe, simd in steps:
+            if _fold(n, pe, simd).cycles <= target_cycles:
+                chosen = (pe, simd)
+                break
+        fold = _fold(n, *chosen)
+        if fold.reuse_factor not in valid_reuse_factors(n.n_in, n.out_shape[2]):
+            raise AssertionError(f"{n.name}: RF {fold.reuse_factor} not valid for hls4ml")
+        out[n.name] = fold
     return out
+
+
+def save_folding(folding: dict[str, LayerFolding], path: Path) -> None:
+    """Write the folding as data (YAML keyed by layer name), for people and tools."""
+    data = {name: {"PE": f.pe, "SIMD": f.simd, "ReuseFactor": f.reuse_factor,
+                   "multipliers": f.multipliers, "cycles_per_frame": f.cycles}
+            for name, f in folding.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def load_folding(nodes: list[Node], path: Path) -> dict[str, LayerFolding]:
+    """Read a folding file; every conv must be given, PE | n_out and SIMD | channels."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    out = {}
+    convs = {n.name: n for n in nodes if n.kind == "conv"}
+    unknown = sorted(set(raw) - set(convs))
+    if unknown:
+        raise ValueError(f"{path}: unknown layer(s) {unknown}; conv layers: {sorted(convs)}")
+    for name, n in convs.items():
+        if name not in raw:
+            raise ValueError(f"{path}: no folding for {name}")
+        pe, simd = int(raw[name]["PE"]), int(raw[name]["SIMD"])
+        if n.out_shape[2] % pe or n.in_shape[2] % simd:
+            raise ValueError(f"{path}: {name}: PE must divide {n.out_shape[2]} and SIMD "
+                             f"must divide {n.in_shape[2]}, got PE={pe} SIMD={simd}")
+        out[name] = _fold(n, pe, simd)
+    return out
+
+
+def folding_dict(folding: dict[str, LayerFolding]) -> dict:
+    return {k: asdict(v) for k, v in folding.items()}
 
 
 def fifo_depths(nodes: list[Node], chain_depth: int = 8) -> dict[str, int]:

@@ -70,7 +70,7 @@ class TargetSpec:
     backend: str = "Vitis"
     # Folding: the largest valid reuse factor per layer such that the layer needs at most
     # this many cycles per frame (the pipeline's throughput target).
-    target_cycles_per_frame: int = 1_500_000
+    target_cycles_per_frame: int = 300_000
 
 
 @dataclass(frozen=True)

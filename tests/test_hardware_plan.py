@@ -28,15 +28,20 @@ def test_valid_reuse_factors_match_hls4ml(n_in, n_out):
         n_in, n_out)
 
 
-def test_folding_meets_the_target_with_valid_factors():
+@pytest.mark.parametrize("target", [1_500_000, 300_000, 100_000])
+def test_folding_meets_the_target_with_valid_factors(target):
     nodes = build_graph(spec_from_dict({"weights": "random"}))
-    fold = choose_folding(nodes, 1_500_000)
+    fold = choose_folding(nodes, target)
     for n in nodes:
         if n.kind == "conv":
             f = fold[n.name]
             assert f.reuse_factor in valid_reuse_factors(n.n_in, n.out_shape[2])
-            assert f.cycles <= 1_500_000
             assert f.multipliers * f.reuse_factor == n.n_in * n.out_shape[2]
+            assert n.out_shape[2] % f.pe == 0 and n.in_shape[2] % f.simd == 0
+            fully_parallel = f.pe == n.out_shape[2] and f.simd == n.in_shape[2]
+            assert f.cycles <= target or fully_parallel
+            if f.simd > 1:
+                assert f.pe == n.out_shape[2]   # hls4ml's valid set: SIMD > 1 needs PE = n_out
 
 
 def test_fifo_depth_covers_the_3x3_branch_latency():
