@@ -75,6 +75,8 @@ int main(int argc, char **argv) {
     std::string RESULTS_LOG = "tb_data/csim_results.log";
 #endif
 
+    // Optional argument: check only the first N frames (a quick run; vendor csim passes none).
+    const long max_frames = argc > 1 ? atol(argv[1]) : -1;
     long frames = 0;
     long compared = 0;
     long mismatches = 0;
@@ -96,7 +98,7 @@ int main(int argc, char **argv) {
         std::vector<double> in;
         std::vector<double> expected;
 
-        while (std::getline(fin, iline)) {
+        while ((max_frames < 0 || frames < max_frames) && std::getline(fin, iline)) {
             if (!std::getline(fpr, pline)) {
                 std::cout << "tb: ERROR: " << expected_path << " has fewer lines than "
                           << input_path << " (frame " << frames << ")" << std::endl;
@@ -188,7 +190,7 @@ int main(int argc, char **argv) {
                           << std::endl;
             frames++;
         }
-        if (errors == 0 && std::getline(fpr, pline)) {
+        if (errors == 0 && max_frames < 0 && std::getline(fpr, pline)) {
             std::cout << "tb: ERROR: " << expected_path << " has more lines than "
                       << input_path << std::endl;
             errors++;

@@ -101,12 +101,15 @@ def cmd_csim(args) -> int:
         print(f"   {name:<26} {cmp_:>10} {bad:>6}")
     if res.first_mismatch:
         print(f"first mismatch: {res.first_mismatch}")
-    print("== the written project's own C++ testbench (what vendor csim runs), built with g++")
+    tb_frames = min(2, n)
+    print(f"== the written project's own C++ testbench (what vendor csim runs), built with "
+          f"g++, on the first {tb_frames} photos")
     from hls.flow import project_dir
     from hls.testbench import compile_and_run_testbench, parse_summary
 
     t0 = time.perf_counter()
-    tb_rc, tb_out = compile_and_run_testbench(project_dir(spec, spec.target.backend))
+    tb_rc, tb_out = compile_and_run_testbench(project_dir(spec, spec.target.backend),
+                                              max_frames=tb_frames)
     t_tb = time.perf_counter() - t0
     tb_line = [ln for ln in tb_out.splitlines() if ln.startswith("tb: ")][-1:]
     print(f"   {tb_line[0] if tb_line else tb_out[-500:]} ({t_tb:.1f} s)")

@@ -171,22 +171,30 @@ def build_testbench(project_dir: Path, timeout: float = 900) -> Path:
     return project_dir / BUILD_SUBDIR / "tb_bitexact"
 
 
-def run_testbench(project_dir: Path, timeout: float = 900) -> tuple[int, str]:
-    """Run the built testbench in ``project_dir`` (it reads ``tb_data/`` relative to it)."""
+def run_testbench(project_dir: Path, timeout: float = 900,
+                  max_frames: int | None = None) -> tuple[int, str]:
+    """Run the built testbench in ``project_dir`` (it reads ``tb_data/`` relative to it).
+
+    ``max_frames`` limits the check to the first frames of ``tb_data`` (all by default).
+    """
     project_dir = Path(project_dir).resolve()
-    run = subprocess.run([str(project_dir / BUILD_SUBDIR / "tb_bitexact")], cwd=project_dir,
+    argv = [str(project_dir / BUILD_SUBDIR / "tb_bitexact")]
+    if max_frames is not None:
+        argv.append(str(max_frames))
+    run = subprocess.run(argv, cwd=project_dir,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          check=False, timeout=timeout)
     return run.returncode, run.stdout
 
 
-def compile_and_run_testbench(project_dir: Path, timeout: float = 900) -> tuple[int, str]:
+def compile_and_run_testbench(project_dir: Path, timeout: float = 900,
+                              max_frames: int | None = None) -> tuple[int, str]:
     """Build ``<project_dir>/tb_build/tb_bitexact`` with g++ and run it in ``project_dir``.
 
     Returns (return code, stdout with stderr merged) of the testbench run.
     """
     build_testbench(project_dir, timeout)
-    return run_testbench(project_dir, timeout)
+    return run_testbench(project_dir, timeout, max_frames)
 
 
 TB_SUMMARY = re.compile(r"^tb: (\d+) frames, (\d+) outputs compared, (\d+) mismatches$",

@@ -84,11 +84,16 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, test_module
         waves=False,
     )
     env = dict(extra_env or {})
+    # The simulator runs in the build dir (results and logs stay under build/); the
+    # testbench modules are imported as ``sim.<name>`` from the repository root.
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + pythonpath if pythonpath else "")
     runner.test(
         hdl_toplevel=toplevel,
         test_module=test_module,
-        test_dir=str(Path(__file__).parent),
+        test_dir=str(build_dir),
         build_dir=str(build_dir),
+        results_xml=str(build_dir / "results.xml"),
         extra_env=env,
         testcase=testcase,
         waves=False,
