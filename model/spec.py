@@ -60,7 +60,7 @@ class QuantSpec:
     bias_bits: int = 16          # at most; fewer fractional bits if the range needs it
     accumulator_bits: int = 32   # upper bound; the exact need is computed per layer
     logit_bits: int = 16         # global-average-pool output
-    calibration_percentile: float = 99.999
+    calibration_percentile: float = 99.99
 
 
 @dataclass(frozen=True)

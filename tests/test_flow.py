@@ -119,3 +119,13 @@ def test_tiny_test_vectors_exercise_every_layer(tiny):
         for o in outs:
             assert np.count_nonzero(o[n.name]) > 0, f"{n.name} is all zeros on a photo"
     assert len({tuple(o["gap"]) for o in outs}) == len(outs), "photos give equal logits"
+
+
+@pytest.mark.csim
+def test_tiny_csim_vivado_backend(tiny, tmp_path):
+    """The same project through hls4ml's Vivado backend (Vivado HLS templates)."""
+    _, hls_model = build_project(tiny, backend="Vivado", out_dir=tmp_path / "tiny_vivado")
+    res = run_csim(tiny, hls_model, tiny.frames[:3])
+    print(f"\ntiny csim (Vivado backend): {res.compared} outputs compared, "
+          f"{res.mismatches} mismatches")
+    assert res.compared > 0 and res.mismatches == 0, res.first_mismatch
