@@ -14,13 +14,16 @@ SQZ := $(VENV)/bin/sqz
 TARGET_ARGS := --config $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) \
 	$(if $(PART),--part $(PART)) $(if $(CLOCK),--clock-mhz $(CLOCK))
 
-.PHONY: help csim synth info test test-all venv clean
+.PHONY: help csim synth info perf rtl-synth sim-full test test-all venv clean
 
 help:
 	@echo "make csim   - SqueezeNet v1.1 (ImageNet, 8-bit) -> hls4ml C simulation on real photos, bit-exact check"
 	@echo "make test   - the default test suite (includes a small network through hls4ml C simulation)"
 	@echo "make synth  - Vitis/Vivado HLS synthesis + IP export (needs the vendor tool; BACKEND, PART, CLOCK)"
 	@echo "make info   - parameters, MACs per frame, 8-bit weight bytes (CONFIG=...)"
+	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
+	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (slow)"
+	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 11) else f"error: Python 3.10 or 3.11 is needed (TensorFlow 2.14 supports 3.9-3.11), {sys.executable} is {v[0]}.{v[1]}; run make PYTHON=/path/to/python3.11")'
@@ -39,6 +42,15 @@ synth: $(STAMP)
 
 info: $(STAMP)
 	@$(SQZ) info --config $(CONFIG)
+
+perf: $(STAMP)
+	$(SQZ) perf $(TARGET_ARGS)
+
+rtl-synth: $(STAMP)
+	$(SQZ) rtl-synth $(TARGET_ARGS)
+
+sim-full: $(STAMP)
+	$(VENV)/bin/python -m sim.full --config $(CONFIG) $(if $(filter-out 0,$(FRAMES)),--frames $(FRAMES))
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

