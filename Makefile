@@ -14,13 +14,14 @@ SQZ := $(VENV)/bin/sqz
 TARGET_ARGS := --config $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) \
 	$(if $(PART),--part $(PART)) $(if $(CLOCK),--clock-mhz $(CLOCK))
 
-.PHONY: help csim synth info perf rtl-synth sim-full test test-all venv clean
+.PHONY: help csim synth info compress perf rtl-synth sim-full test test-all venv clean
 
 help:
 	@echo "make csim   - SqueezeNet v1.1 (ImageNet, 8-bit) -> hls4ml C simulation on real photos, bit-exact check"
 	@echo "make test   - the default test suite (includes a small network through hls4ml C simulation)"
 	@echo "make synth  - Vitis/Vivado HLS synthesis + IP export (needs the vendor tool; BACKEND, PART, CLOCK)"
 	@echo "make info   - parameters, MACs per frame, 8-bit weight bytes (CONFIG=...)"
+	@echo "make compress - Deep Compression size account (pruning, weight sharing, Huffman) and agreement"
 	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
 	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (slow)"
 	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL"
@@ -42,6 +43,9 @@ synth: $(STAMP)
 
 info: $(STAMP)
 	@$(SQZ) info --config $(CONFIG)
+
+compress: $(STAMP)
+	@$(SQZ) compress --config $(CONFIG)
 
 perf: $(STAMP)
 	$(SQZ) perf $(TARGET_ARGS)

@@ -3,6 +3,7 @@
     sqz info  --config configs/squeezenet_v1_1.yaml
     sqz csim  --config ...   [--backend Vitis|Vivado] [--frames N]
     sqz synth --config ...   [--backend ...] [--part ...] [--clock-mhz ...]
+    sqz compress --config ... [--sparsity 0.63] [--per-layer] [--frames N]
 """
 
 from __future__ import annotations
@@ -180,6 +181,25 @@ def cmd_rtl_synth(args) -> int:
     return 0
 
 
+def cmd_compress(args) -> int:
+    from hls.flow import BUILD, demo_frames
+    from model.builder import float_weights
+    from model.compress import compress_network, mbytes
+    from model.graph import build_graph
+
+    spec = _load(args)
+    nodes = build_graph(spec)
+    weights = float_weights(spec, nodes, BUILD / "weights")
+    frames = demo_frames(spec)
+    frames = frames[: args.frames] if args.frames else frames
+    rep = compress_network(spec.name, nodes, weights, [f.pixels for f in frames],
+                           sparsity=args.sparsity, per_layer=args.per_layer)
+    print(rep.format())
+    print(f"compressed: {mbytes(rep.final_bits()):.2f} MB "
+          f"(from {mbytes(rep.dense_bits):.1f} MB at 32-bit)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sqz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -187,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                             ("csim", cmd_csim, "hls4ml C simulation, bit-exact check"),
                             ("synth", cmd_synth, "vendor HLS synthesis and IP export"),
                             ("perf", cmd_perf, "per-layer folding, cycles, efficiency, chart"),
-                            ("rtl-synth", cmd_rtl_synth, "Yosys resources of the open RTL")):
+                            ("rtl-synth", cmd_rtl_synth, "Yosys resources of the open RTL"),
+                            ("compress", cmd_compress,
+                             "Deep Compression sizes: pruning, weight sharing, Huffman")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", default=DEFAULT_CONFIG, type=Path)
         p.set_defaults(fn=fn)
@@ -199,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--frames", type=int, default=0, help="limit the photos (0 = all)")
             p.add_argument("-v", "--verbose", action="store_true",
                            help="per-layer memory table")
+        if name == "compress":
+            p.add_argument("--sparsity", type=float, default=0.63,
+                           help="fraction of kernel weights pruned (default 0.63)")
+            p.add_argument("--per-layer", action="store_true",
+                           help="one pruning threshold per layer (default: one global)")
+            p.add_argument("--frames", type=int, default=0,
+                           help="limit the agreement photos (0 = all)")
     args = parser.parse_args(argv)
     from model.spec import SpecError
 
