@@ -203,7 +203,7 @@ class _Builder:
                 y = self.wire(n.name, lanes, ACT_BITS, n.out_shape[2], a.pixels)
                 self.add("sqz_concat", n.name, "channel concatenation",
                          {"CA": a.channels, "CB": b.channels, "LANES": lanes,
-                          "PIXELS": a.pixels, "BITS": ACT_BITS},
+                          "PIXELS": a.pixels},
                          {"s_axis": a, "s_axis_b": b, "m_axis": y})
             elif n.kind == "gap":
                 x = source(n.inputs[0], n.name)
@@ -213,7 +213,7 @@ class _Builder:
                 y = Stream("m_axis", x.lanes, lq.out_fmt.width, ic, 1)
                 self.add("sqz_gap", n.name, "global average pool",
                          {"IN_H": ih, "IN_W": iw, "C": ic, "LANES": x.lanes,
-                          "OUT_LANES": x.lanes, "IN_BITS": ACT_BITS,
+                          "OUT_LANES": x.lanes,
                           "ACC_BITS": ACT_BITS + (ih * iw - 1).bit_length(),
                           "RECIP": recip, "SHIFT": in_fmt.frac + s - lq.out_fmt.frac,
                           "OUT_BITS": lq.out_fmt.width},
