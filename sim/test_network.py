@@ -154,7 +154,7 @@ def tiny_rtl():
     from sim.network import prepare_network
 
     spec = load_spec(REPO / "configs" / "tiny.yaml")
-    prep, design, vectors = prepare_network(spec, frames=4)
+    prep, design, vectors = prepare_network(spec)
     return spec, design, vectors
 
 

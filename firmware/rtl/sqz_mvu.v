@@ -1,0 +1,419 @@
+// Copyright the squeezenet-fpga authors. Apache-2.0.
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+// sqz_mvu: matrix-vector unit of a convolution block, PE x SIMD multipliers, weights in ROM.
+module sqz_mvu #(
+    // Input vector length K*K*C (>= 1; a multiple of SIMD)
+    parameter N_IN = 27,
+    // Output channels (>= 1; a multiple of PE)
+    parameter N_OUT = 8,
+    // Input elements per beat, multiplied in parallel (>= 1; divides N_IN)
+    parameter SIMD = 3,
+    // Output channels per beat, computed in parallel (>= 1; divides N_OUT)
+    parameter PE = 2,
+    // Vectors (output pixels) per frame (>= 1); m_axis_tlast marks the frame's last beat
+    parameter VECTORS = 1,
+    // Bits of an unsigned input element (1 .. 32)
+    parameter IN_BITS = 8,
+    // Bits of a signed weight (2 .. 32)
+    parameter W_BITS = 8,
+    // Bits of a signed bias (2 .. 48)
+    parameter BIAS_BITS = 16,
+    // Left shift aligning the bias to the accumulator LSB: acc_frac - bias_frac (>= 0)
+    parameter BIAS_SHIFT = 0,
+    // Signed accumulator bits (2 .. 48); sized by the generator so the exact sum fits
+    parameter ACC_BITS = 24,
+    // Requantization shift acc_frac - out_frac (any integer; <= 0 is a left shift by -SHIFT)
+    parameter SHIFT = 8,
+    // Bits of an unsigned output element (1 .. 32)
+    parameter OUT_BITS = 8,
+    // Absolute paths of the $readmemh images (layouts: firmware/rtl/README.md, written by
+    // hls/rtl_mem.py): N_IN/SIMD * N_OUT/PE words of PE*SIMD*W_BITS bits, and N_OUT/PE
+    // words of PE*BIAS_BITS bits
+    parameter WEIGHT_FILE = "",
+    parameter BIAS_FILE = ""
+) (
+    input  wire                     clk,
+    input  wire                     rst,
+
+    // Input stream: one vector is N_IN/SIMD beats; tlast is ignored
+    input  wire [SIMD*IN_BITS-1:0]  s_axis_tdata,
+    input  wire                     s_axis_tlast,
+    input  wire                     s_axis_tvalid,
+    output wire                     s_axis_tready,
+
+    // Output stream: N_OUT/PE beats per vector, tlast on the last beat of the last vector
+    output wire [PE*OUT_BITS-1:0]   m_axis_tdata,
+    output wire                     m_axis_tlast,
+    output wire                     m_axis_tvalid,
+    input  wire                     m_axis_tready
+);
+
+// A vector is processed as SF*NF steps in the order nf-major, sf-minor (the weight ROM's
+// address order), one step per clock. Steps of fold nf = 0 take the input beat and also
+// store it in a vector buffer of SF words; folds nf > 0 replay the buffer, so the input is
+// read once per vector and waits (tready low) while they run.
+//
+// Pipeline, with no enable anywhere in the datapath (only valid flags travel with it):
+//   issue  -> S1: weight ROM and vector buffer registered reads, input beat register
+//   S1     -> S2: PE*SIMD products, registered
+//   S2     -> LEVELS = clog2(SIMD) registered adder-tree levels, one pair-sum per level
+//   tree   -> accumulators: PE of ACC_BITS, started at (bias << BIAS_SHIFT) on sf = 0
+//   acc    -> requantization (AP_RND, ReLU + AP_SAT) register -> output FIFO
+// Backpressure never stalls the pipeline: a step that completes an output beat (sf =
+// SF-1) issues only while the beats in flight plus those in the FIFO are fewer than the
+// FIFO holds, so the FIFO always has room. The FIFO is deep enough that this credit
+// limit is never reached while the output is ready: one step per clock sustained.
+// The bias word of the next fold is read (registered) when a fold completes, so it waits
+// in bias_q_reg for that fold's first step.
+
+localparam integer SF = N_IN / SIMD;
+localparam integer NF = N_OUT / PE;
+localparam integer STEPS = SF * NF;
+localparam SFW = SF < 2 ? 1 : $clog2(SF);
+localparam NFW = NF < 2 ? 1 : $clog2(NF);
+localparam VW = VECTORS < 2 ? 1 : $clog2(VECTORS);
+localparam AW = STEPS < 2 ? 1 : $clog2(STEPS);
+localparam integer SF_END = SF - 1;
+localparam integer NF_END = NF - 1;
+localparam integer VEC_END = VECTORS - 1;
+localparam integer STEP_END = STEPS - 1;
+
+localparam X_WIDTH = SIMD * IN_BITS;
+localparam W_WIDTH = PE * SIMD * W_BITS;
+localparam B_WIDTH = PE * BIAS_BITS;
+localparam Y_WIDTH = PE * OUT_BITS;
+
+// An unsigned IN_BITS x signed W_BITS product fits IN_BITS + W_BITS signed bits exactly.
+localparam PROD_BITS = IN_BITS + W_BITS;
+localparam LEVELS = SIMD < 2 ? 0 : $clog2(SIMD);
+localparam integer LEAVES = 1 << LEVELS;
+localparam TREE_BITS = PROD_BITS + LEVELS;
+localparam integer FLAG_STAGES = LEVELS + 1;   // products + tree levels
+
+// Issue to FIFO write is LEVELS + 4 clocks and the FIFO adds 2 before a beat can leave,
+// so LEVELS + 7 beats may be in flight at full rate; one more word keeps the credit limit
+// out of the way.
+localparam FW = $clog2(LEVELS + 8);
+localparam integer FIFO_DEPTH = 1 << FW;
+localparam CW = FW + 1;
+
+// Requantization width: the accumulator, a rounding carry, any left shift; at least two
+// bits above the output (sign and overflow tests) and one above the right shift.
+localparam LSHIFT = SHIFT < 0 ? -SHIFT : 0;
+localparam R0 = ACC_BITS + 1 + LSHIFT;
+localparam R1 = R0 > OUT_BITS + 2 ? R0 : OUT_BITS + 2;
+localparam R_BITS = R1 > SHIFT + 1 ? R1 : SHIFT + 1;
+
+// Sign-extension widths, one bit wider than both sides so no replication count is zero.
+localparam BX0 = BIAS_BITS + BIAS_SHIFT;
+localparam BX_BITS = (BX0 > ACC_BITS ? BX0 : ACC_BITS) + 1;
+localparam TX_BITS = (TREE_BITS > ACC_BITS ? TREE_BITS : ACC_BITS) + 1;
+
+initial begin
+    if (N_IN < 1 || N_OUT < 1 || SIMD < 1 || PE < 1 || VECTORS < 1) begin
+        $error("sqz_mvu: N_IN, N_OUT, SIMD, PE and VECTORS must be >= 1");
+        $finish;
+    end
+    if (N_IN % SIMD != 0 || N_OUT % PE != 0) begin
+        $error("sqz_mvu: SIMD must divide N_IN and PE must divide N_OUT");
+        $finish;
+    end
+    if (IN_BITS < 1 || IN_BITS > 32 || W_BITS < 2 || W_BITS > 32 || OUT_BITS < 1
+            || OUT_BITS > 32) begin
+        $error("sqz_mvu: IN_BITS and OUT_BITS must be 1 .. 32, W_BITS 2 .. 32");
+        $finish;
+    end
+    if (BIAS_BITS < 2 || BIAS_BITS > 48 || BIAS_SHIFT < 0 || ACC_BITS < 2
+            || ACC_BITS > 48) begin
+        $error("sqz_mvu: BIAS_BITS and ACC_BITS must be 2 .. 48, BIAS_SHIFT >= 0");
+        $finish;
+    end
+end
+
+wire unused_tlast = s_axis_tlast;
+
+// ---------------------------------------------------------------- memories
+
+reg [W_WIDTH-1:0] wrom [0:STEPS-1];
+reg [B_WIDTH-1:0] brom [0:NF-1];
+
+`ifndef SYNTHESIS
+// $readmemh of a missing file is only a warning in some simulators (the ROM then reads
+// X or zero); stop instead, naming the file.
+integer fd;
+`endif
+
+initial begin
+`ifndef SYNTHESIS
+    fd = $fopen(WEIGHT_FILE, "r");
+    if (fd == 0) begin
+        $error("sqz_mvu: cannot open WEIGHT_FILE %0s", WEIGHT_FILE);
+        $finish;
+    end
+    $fclose(fd);
+    fd = $fopen(BIAS_FILE, "r");
+    if (fd == 0) begin
+        $error("sqz_mvu: cannot open BIAS_FILE %0s", BIAS_FILE);
+        $finish;
+    end
+    $fclose(fd);
+`endif
+    $readmemh(WEIGHT_FILE, wrom);
+    $readmemh(BIAS_FILE, brom);
+end
+
+// ---------------------------------------------------------------- issue
+
+reg [SFW-1:0] sf_reg;
+reg [NFW-1:0] nf_reg;
+reg [VW-1:0] vec_reg;
+reg [AW-1:0] waddr_reg;
+reg [CW-1:0] credit_reg;      // output beats issued and not yet taken from m_axis
+
+wire sf_last = sf_reg == SF_END[SFW-1:0];
+wire nf_last = nf_reg == NF_END[NFW-1:0];
+wire vec_last = vec_reg == VEC_END[VW-1:0];
+wire nf_zero = nf_reg == {NFW{1'b0}};
+wire step_ok = !sf_last || credit_reg != FIFO_DEPTH[CW-1:0];
+wire issue = step_ok && (!nf_zero || s_axis_tvalid);
+wire m_fire = m_axis_tvalid && m_axis_tready;
+
+assign s_axis_tready = nf_zero && step_ok;
+
+always @(posedge clk) begin
+    if (issue) begin
+        sf_reg <= sf_last ? {SFW{1'b0}} : sf_reg + 1'b1;
+        waddr_reg <= waddr_reg == STEP_END[AW-1:0] ? {AW{1'b0}} : waddr_reg + 1'b1;
+        if (sf_last) begin
+            nf_reg <= nf_last ? {NFW{1'b0}} : nf_reg + 1'b1;
+            if (nf_last) begin
+                vec_reg <= vec_last ? {VW{1'b0}} : vec_reg + 1'b1;
+            end
+        end
+    end
+    if (issue && sf_last && !m_fire) begin
+        credit_reg <= credit_reg + 1'b1;
+    end else if (!(issue && sf_last) && m_fire) begin
+        credit_reg <= credit_reg - 1'b1;
+    end
+    if (rst) begin
+        sf_reg <= {SFW{1'b0}};
+        nf_reg <= {NFW{1'b0}};
+        vec_reg <= {VW{1'b0}};
+        waddr_reg <= {AW{1'b0}};
+        credit_reg <= {CW{1'b0}};
+    end
+end
+
+// ---------------------------------------------------------------- S1: operands
+
+reg [W_WIDTH-1:0] w_reg;
+reg [X_WIDTH-1:0] xin_reg;
+reg s1_valid_reg;
+reg [2:0] s1_flags_reg;       // {frame's last beat, sf = SF-1, sf = 0}
+wire [X_WIDTH-1:0] s1_x;
+
+always @(posedge clk) begin
+    if (issue) begin
+        w_reg <= wrom[waddr_reg];
+        xin_reg <= s_axis_tdata;
+        s1_flags_reg <= {sf_last && nf_last && vec_last, sf_last, sf_reg == {SFW{1'b0}}};
+    end
+    s1_valid_reg <= issue;
+    if (rst) begin
+        s1_valid_reg <= 1'b0;
+    end
+end
+
+generate
+if (NF == 1) begin : g_nobuf
+    // One neuron fold: every step takes a fresh input beat, nothing to replay.
+    assign s1_x = xin_reg;
+end else begin : g_buf
+    reg [X_WIDTH-1:0] vbuf [0:SF-1];
+    reg [X_WIDTH-1:0] vbuf_q_reg;
+    reg sel_in_reg;
+    always @(posedge clk) begin
+        if (issue && nf_zero) begin
+            vbuf[sf_reg] <= s_axis_tdata;
+        end
+        if (issue) begin
+            vbuf_q_reg <= vbuf[sf_reg];
+            sel_in_reg <= nf_zero;
+        end
+    end
+    assign s1_x = sel_in_reg ? xin_reg : vbuf_q_reg;
+end
+endgenerate
+
+// ---------------------------------------------------------------- S2 + adder trees
+
+// Valid and flags ride along the products and the tree levels.
+reg [4*FLAG_STAGES-1:0] flags_reg;
+wire [4*FLAG_STAGES+3:0] flag_chain = {flags_reg, s1_flags_reg, s1_valid_reg};
+wire a_valid = flag_chain[4*FLAG_STAGES];
+wire a_first = flag_chain[4*FLAG_STAGES+1];
+wire a_last = flag_chain[4*FLAG_STAGES+2];
+wire a_flast = flag_chain[4*FLAG_STAGES+3];
+
+always @(posedge clk) begin
+    flags_reg <= flag_chain[4*FLAG_STAGES-1:0];
+    if (rst) begin
+        flags_reg <= {4*FLAG_STAGES{1'b0}};
+    end
+end
+
+// Start of tree level k in a flat vector of all levels: level j holds LEAVES >> j sums of
+// PROD_BITS + j bits.
+function integer level_base;
+    input integer k;
+    integer j;
+    begin
+        level_base = 0;
+        for (j = 0; j < k; j = j + 1) begin
+            level_base = level_base + (LEAVES >> j) * (PROD_BITS + j);
+        end
+    end
+endfunction
+
+localparam integer TREE_NODES_BITS = level_base(LEVELS + 1);
+
+reg [NFW-1:0] bias_nf_reg;    // fold whose bias bias_q_reg holds
+reg [B_WIDTH-1:0] bias_q_reg;
+wire bias_nf_last = bias_nf_reg == NF_END[NFW-1:0];
+wire [NFW-1:0] bias_nf_next = rst || bias_nf_last ? {NFW{1'b0}} : bias_nf_reg + 1'b1;
+reg res_valid_reg;
+reg res_flast_reg;
+reg [Y_WIDTH-1:0] y_reg;
+reg y_valid_reg;
+reg y_last_reg;
+wire [Y_WIDTH-1:0] y_next;
+
+genvar p, s, k, n;
+generate
+for (p = 0; p < PE; p = p + 1) begin : g_pe
+    wire [TREE_NODES_BITS-1:0] tree;
+
+    for (s = 0; s < LEAVES; s = s + 1) begin : g_leaf
+        if (s < SIMD) begin : g_mul
+            // Both operands extended to PROD_BITS: the product's low PROD_BITS bits are
+            // exact, and the multiplier sees an ordinary signed multiply.
+            wire [IN_BITS-1:0] xv = s1_x[s*IN_BITS +: IN_BITS];
+            wire [W_BITS-1:0] wv = w_reg[(p*SIMD + s)*W_BITS +: W_BITS];
+            wire signed [PROD_BITS-1:0] xs = $signed({{W_BITS{1'b0}}, xv});
+            wire signed [PROD_BITS-1:0] ws = $signed({{IN_BITS{wv[W_BITS-1]}}, wv});
+            reg [PROD_BITS-1:0] prod_reg;
+            always @(posedge clk) begin
+                prod_reg <= xs * ws;
+            end
+            assign tree[s*PROD_BITS +: PROD_BITS] = prod_reg;
+        end else begin : g_pad
+            assign tree[s*PROD_BITS +: PROD_BITS] = {PROD_BITS{1'b0}};
+        end
+    end
+
+    for (k = 1; k <= LEVELS; k = k + 1) begin : g_level
+        localparam integer IW = PROD_BITS + k - 1;
+        for (n = 0; n < (LEAVES >> k); n = n + 1) begin : g_node
+            localparam integer IB = level_base(k - 1) + 2 * n * IW;
+            localparam integer OB = level_base(k) + n * (IW + 1);
+            wire [IW-1:0] a = tree[IB +: IW];
+            wire [IW-1:0] b = tree[IB + IW +: IW];
+            reg [IW:0] sum_reg;
+            always @(posedge clk) begin
+                sum_reg <= {a[IW-1], a} + {b[IW-1], b};
+            end
+            assign tree[OB +: IW + 1] = sum_reg;
+        end
+    end
+
+    // The sum and the bias enter the accumulator modulo 2**ACC_BITS: the exact total fits
+    // ACC_BITS, so wrapped partial terms still give it exactly.
+    wire [TREE_BITS-1:0] tsum = tree[level_base(LEVELS) +: TREE_BITS];
+    wire [TX_BITS-1:0] tsum_wide = {{(TX_BITS-TREE_BITS){tsum[TREE_BITS-1]}}, tsum};
+    wire [BIAS_BITS-1:0] bv = bias_q_reg[p*BIAS_BITS +: BIAS_BITS];
+    wire [BX_BITS-1:0] bias_wide = {{(BX_BITS-BIAS_BITS){bv[BIAS_BITS-1]}}, bv} << BIAS_SHIFT;
+    wire unused_wide = ^{tsum_wide[TX_BITS-1:ACC_BITS], bias_wide[BX_BITS-1:ACC_BITS]};
+
+    reg [ACC_BITS-1:0] acc_reg;
+    always @(posedge clk) begin
+        if (a_valid) begin
+            acc_reg <= (a_first ? bias_wide[ACC_BITS-1:0] : acc_reg) + tsum_wide[ACC_BITS-1:0];
+        end
+    end
+
+    // AP_RND (add half an LSB, floor), then ReLU + AP_SAT: clip to 0 .. 2**OUT_BITS-1.
+    wire [R_BITS-1:0] acc_ext = {{(R_BITS-ACC_BITS){acc_reg[ACC_BITS-1]}}, acc_reg};
+    wire signed [R_BITS-1:0] shifted;
+    if (SHIFT > 0) begin : g_right
+        localparam [R_BITS-1:0] HALF = {{(R_BITS-1){1'b0}}, 1'b1} << (SHIFT - 1);
+        wire signed [R_BITS-1:0] rounded = acc_ext + HALF;
+        assign shifted = rounded >>> SHIFT;
+    end else begin : g_left
+        assign shifted = acc_ext << LSHIFT;
+    end
+    assign y_next[p*OUT_BITS +: OUT_BITS] =
+        shifted[R_BITS-1] ? {OUT_BITS{1'b0}}
+        : |shifted[R_BITS-2:OUT_BITS] ? {OUT_BITS{1'b1}} : shifted[OUT_BITS-1:0];
+end
+endgenerate
+
+always @(posedge clk) begin
+    if ((a_valid && a_last) || rst) begin
+        bias_q_reg <= brom[bias_nf_next];
+        bias_nf_reg <= bias_nf_next;
+    end
+    res_valid_reg <= a_valid && a_last;
+    res_flast_reg <= a_flast;
+    y_reg <= y_next;
+    y_valid_reg <= res_valid_reg;
+    y_last_reg <= res_flast_reg;
+    if (rst) begin
+        res_valid_reg <= 1'b0;
+        y_valid_reg <= 1'b0;
+    end
+end
+
+// ---------------------------------------------------------------- output FIFO
+
+// First-word fall-through, as sqz_fifo (kept inline so the module is one file): a
+// FIFO_DEPTH-word memory plus the output register. The credit limit keeps at most
+// FIFO_DEPTH beats between issue and m_axis, so it never fills and has no full test.
+reg [Y_WIDTH:0] ofifo [0:FIFO_DEPTH-1];     // {tlast, tdata}
+reg [FW:0] wr_ptr_reg;
+reg [FW:0] rd_ptr_reg;
+reg [Y_WIDTH:0] out_reg;
+reg out_valid_reg;
+
+wire ofifo_empty = wr_ptr_reg == rd_ptr_reg;
+wire load_out = !ofifo_empty && (m_axis_tready || !out_valid_reg);
+
+assign m_axis_tdata = out_reg[Y_WIDTH-1:0];
+assign m_axis_tlast = out_reg[Y_WIDTH];
+assign m_axis_tvalid = out_valid_reg;
+
+always @(posedge clk) begin
+    if (y_valid_reg) begin
+        ofifo[wr_ptr_reg[FW-1:0]] <= {y_last_reg, y_reg};
+        wr_ptr_reg <= wr_ptr_reg + 1'b1;
+    end
+    if (load_out) begin
+        out_reg <= ofifo[rd_ptr_reg[FW-1:0]];
+        rd_ptr_reg <= rd_ptr_reg + 1'b1;
+        out_valid_reg <= 1'b1;
+    end else if (m_axis_tready) begin
+        out_valid_reg <= 1'b0;
+    end
+    if (rst) begin
+        wr_ptr_reg <= {FW+1{1'b0}};
+        rd_ptr_reg <= {FW+1{1'b0}};
+        out_valid_reg <= 1'b0;
+    end
+end
+
+endmodule
+
+`resetall
