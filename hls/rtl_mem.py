@@ -23,9 +23,9 @@ def _lanes_checked(values: np.ndarray, bits: int, what: str) -> np.ndarray:
     if bits < 2:
         raise ValueError(f"{what}: a signed lane needs at least 2 bits, got {bits}")
     v = np.asarray(values)
-    if v.size and not np.issubdtype(v.dtype, np.integer):
-        if not np.array_equal(v, np.rint(v)):
-            raise ValueError(f"{what}: values must be integers")
+    fractional = not np.issubdtype(v.dtype, np.integer) and not np.array_equal(v, np.rint(v))
+    if fractional:
+        raise ValueError(f"{what}: values must be integers")
     v = v.astype(np.int64)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     bad = np.flatnonzero((v < lo) | (v > hi))

@@ -414,6 +414,14 @@ always @(posedge clk) begin
     end
 end
 
+`ifndef SYNTHESIS
+always @(posedge clk) begin
+    if (!rst && y_valid_reg && wr_ptr_reg == (rd_ptr_reg ^ {1'b1, {FW{1'b0}}})) begin
+        $error("sqz_mvu: output FIFO overflow (credit accounting broken)");
+    end
+end
+`endif
+
 endmodule
 
 `resetall

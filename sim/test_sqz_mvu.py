@@ -1,0 +1,286 @@
+"""sqz_mvu: every output element equals model.golden.conv2d, frame after frame.
+
+The MVU is tested in isolation: its input is the im2col vectors of ``golden.im2col`` (the
+window generator's job), its weights and biases are ROM images written by
+``hls.rtl_mem``. Weights and biases are non-zero everywhere, so a ROM that failed to load
+(zeros or X) cannot match. Each case's data (frames, expected outputs) is generated in the
+pytest function with a fixed seed and handed to the cocotb tests as an .npz file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cocotb
+import numpy as np
+import pytest
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from hls.rtl_mem import pack_bias_hex, pack_weights_hex
+from model import golden
+from model.fixed import FixedFormat, bits_for_signed
+from sim.runner import BUILD, rtl_sources, run_cocotb, simulator
+from sim.streams import StreamSink, StreamSource, pack, unpack
+
+FRAMES = 4          # 3 streamed back to back, 1 more for the reset test
+
+
+class TB:
+    def __init__(self, dut, idle: float, backpressure: float):
+        self.dut = dut
+        self.cfg = json.loads(os.environ["SQZ_CFG"])
+        self.p = self.cfg["params"]
+        data = np.load(self.cfg["data"])
+        self.vectors = data["vectors"]      # (FRAMES, VECTORS, N_IN)
+        self.expected = data["expected"]    # (FRAMES, VECTORS, N_OUT)
+        self.sf = self.p["N_IN"] // self.p["SIMD"]
+        self.nf = self.p["N_OUT"] // self.p["PE"]
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        self.source = StreamSource(dut, "s_axis", dut.clk, idle, seed=61)
+        self.sink = StreamSink(dut, "m_axis", dut.clk, backpressure, seed=62)
+        cocotb.start_soon(self.sink.run())
+
+    async def reset(self):
+        self.source.valid.value = 0
+        self.dut.rst.value = 1
+        for _ in range(3):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+        self.sink.words.clear()
+        self.sink.lasts.clear()
+
+    def beats(self, frames: list[int]):
+        simd, bits = self.p["SIMD"], self.p["IN_BITS"]
+        words, lasts = [], []
+        for f in frames:
+            flat = self.vectors[f].reshape(-1)
+            n = flat.size // simd
+            words += [pack(flat[i * simd:(i + 1) * simd], bits) for i in range(n)]
+            lasts += [0] * (n - 1) + [1]
+        return words, lasts
+
+    def start(self, frames: list[int]):
+        return cocotb.start_soon(self.source.send(*self.beats(frames)))
+
+    def frame_cycles(self) -> int:
+        return self.p["VECTORS"] * self.sf * self.nf
+
+    async def check(self, frames: list[int], idle: float = 0.0):
+        pe, bits = self.p["PE"], self.p["OUT_BITS"]
+        per_frame = self.p["VECTORS"] * self.nf
+        n = per_frame * len(frames)
+        timeout = int(len(frames) * self.frame_cycles() * (3 + 10 * idle)) + 40 * n + 500
+        await self.sink.wait_for(n, timeout)
+        await ClockCycles(self.dut.clk, 30)
+        assert len(self.sink.words) == n, f"{len(self.sink.words)} beats, expected {n}"
+        assert self.sink.lasts == ([0] * (per_frame - 1) + [1]) * len(frames), "TLAST"
+        compared = 0
+        for k, f in enumerate(frames):
+            got = []
+            for w in self.sink.words[k * per_frame:(k + 1) * per_frame]:
+                got += unpack(w, pe, bits)
+            want = self.expected[f].reshape(-1)
+            bad = np.flatnonzero(np.asarray(got) != want)
+            assert not bad.size, (f"frame {f}: {bad.size} of {want.size} elements differ; "
+                                  f"first at {bad[0]}: got {got[bad[0]]}, "
+                                  f"expected {want[bad[0]]}")
+            compared += want.size
+        self.dut._log.info("compared %d output elements (%d frames), all equal", compared,
+                           len(frames))
+
+
+async def run_case(dut, idle: float, backpressure: float):
+    tb = TB(dut, idle, backpressure)
+    await tb.reset()
+    frames = [0, 1, 2]
+    tb.start(frames)
+    await tb.check(frames, idle)
+
+
+@cocotb.test()
+async def test_stream_rate(dut):
+    """No stalls: exact results, and one (sf, nf) step per clock once the pipeline runs."""
+    tb = TB(dut, 0.0, 0.0)
+    await tb.reset()
+    cycle, first_in, tlast_at = 0, None, []
+
+    async def monitor():
+        nonlocal cycle, first_in
+        while True:
+            await RisingEdge(dut.clk)
+            cycle += 1
+            if first_in is None and int(dut.s_axis_tvalid.value) \
+                    and int(dut.s_axis_tready.value):
+                first_in = cycle
+            if int(dut.m_axis_tvalid.value) and int(dut.m_axis_tready.value) \
+                    and int(dut.m_axis_tlast.value):
+                tlast_at.append(cycle)
+
+    cocotb.start_soon(monitor())
+    frames = [0, 1, 2]
+    tb.start(frames)
+    await tb.check(frames)
+    ideal = tb.frame_cycles()
+    vectors = tb.p["VECTORS"]
+    first = tlast_at[0] - first_in + 1
+    steady = (tlast_at[2] - tlast_at[0]) / 2
+    dut._log.info("frame 0: %d cycles from first input to last output (%.2f per vector, "
+                  "SF*NF = %d; latency %d); back to back: %.2f cycles per vector",
+                  first, first / vectors, tb.sf * tb.nf, first - ideal, steady / vectors)
+    assert steady == ideal, f"{steady} cycles per frame back to back, expected {ideal}"
+    assert first - ideal <= 20, f"latency {first - ideal} cycles"
+
+
+@cocotb.test()
+async def test_stalls_and_backpressure(dut):
+    await run_case(dut, 0.3, 0.4)
+
+
+@cocotb.test()
+async def test_heavy_backpressure(dut):
+    await run_case(dut, 0.0, 0.85)
+
+
+@cocotb.test()
+async def test_reset_mid_frame(dut):
+    """Reset in the middle of the second frame, then a whole frame is exact."""
+    tb = TB(dut, 0.3, 0.4)
+    await tb.reset()
+    send = tb.start([0, 1])
+    await ClockCycles(dut.clk, tb.frame_cycles() * 3 // 2)
+    assert not send.done(), "the reset must land while frames are still being sent"
+    send.cancel()
+    await tb.reset()
+    tb.start([3])
+    await tb.check([3], 0.3)
+
+
+# ------------------------------------------------------------------ cases
+
+
+@dataclass(frozen=True)
+class Case:
+    """A conv layer shape, its folding, and the fixed-point formats of its tensors."""
+
+    name: str
+    h: int
+    w: int
+    c: int
+    k: int
+    stride: int
+    pad: int
+    n_out: int
+    simd: int
+    pe: int
+    x_frac: int          # input: ap_ufixed<8, 8 - x_frac>
+    w_frac: int          # weights: ap_fixed<8, 8 - w_frac>
+    b_bits: int
+    b_frac: int          # <= x_frac + w_frac
+    out_frac: int        # SHIFT = x_frac + w_frac - out_frac
+    x_max: int = 255
+    w_min: int = -128    # weights in w_min .. w_max, never 0
+    w_max: int = 127
+
+
+CASES = [
+    # conv1-like 3x3x3, stride 2: SF 9 x NF 4
+    Case("conv3x3x3", 9, 9, 3, 3, 2, 1, 8, 3, 2, 0, 7, 16, 7, -1),
+    # fully parallel (SF = NF = 1); SHIFT = -1 (a left shift), small values so that the
+    # results spread over 0..255; the accumulator (11 bits) is narrower than the tree
+    Case("parallel", 6, 6, 16, 1, 1, 0, 16, 16, 16, 4, 2, 8, 5, 7, x_max=20, w_min=-2,
+         w_max=2),
+    # 1x1 over 64 channels, SIMD 4 x PE 3: SF 16 x NF 4, BIAS_SHIFT 3
+    Case("pw64", 3, 4, 64, 1, 1, 0, 12, 4, 3, 4, 6, 12, 7, 1),
+    # one synapse fold replayed for three neuron folds (SF 1 x NF 3); SHIFT = 0
+    Case("sf1", 4, 5, 8, 1, 1, 0, 12, 8, 4, 4, 4, 8, 8, 8, x_max=31, w_min=-4, w_max=4),
+    # fully folded 3x3x4 (SIMD = PE = 1): SF 36 x NF 8, BIAS_SHIFT 2
+    Case("folded", 3, 3, 4, 3, 1, 1, 8, 1, 1, 0, 8, 16, 6, -1),
+]
+
+
+def _nonzero(rng, lo: int, hi: int, shape) -> np.ndarray:
+    """Uniform integers in lo..hi without 0 (so every ROM word matters)."""
+    v = rng.integers(lo, hi, shape, endpoint=True)
+    while (v == 0).any():
+        v = np.where(v == 0, rng.integers(lo, hi, shape, endpoint=True), v)
+    return v.astype(np.int64)
+
+
+def prepare(case: Case) -> tuple[dict, Path]:
+    """Write the ROM images and the frames with their golden outputs; return (params, npz)."""
+    rng = np.random.default_rng(sum(map(ord, case.name)))
+    x_fmt = FixedFormat(8, 8 - case.x_frac, signed=False)
+    w_fmt = FixedFormat(8, 8 - case.w_frac)
+    b_fmt = FixedFormat(case.b_bits, case.b_bits - case.b_frac)
+    out_fmt = FixedFormat(8, 8 - case.out_frac, signed=False)
+    acc_frac = x_fmt.frac + w_fmt.frac
+    bias_shift = acc_frac - b_fmt.frac
+
+    w_q = _nonzero(rng, case.w_min, case.w_max, (case.k, case.k, case.c, case.n_out))
+    x = rng.integers(0, case.x_max, (FRAMES, case.h, case.w, case.c), endpoint=True)
+    wmat = w_q.reshape(-1, case.n_out)
+    # biases of the size of a typical sum, on the bias grid, non-zero
+    acc_rms = math.sqrt(wmat.shape[0] * np.mean(x.astype(float) ** 2) * np.mean(wmat ** 2.0))
+    b_lim = min(b_fmt.qmax, max(1, int(acc_rms) >> bias_shift))
+    b_q = _nonzero(rng, -b_lim, b_lim, case.n_out)
+
+    vectors, expected = [], []
+    for f in range(FRAMES):
+        cols, ho, wo = golden.im2col(x[f], case.k, case.stride, case.pad)
+        y = golden.conv2d(x[f], x_fmt, w_q, w_fmt, b_q, b_fmt, out_fmt, case.stride,
+                          case.pad, relu=True)
+        vectors.append(cols)
+        expected.append(y.reshape(ho * wo, case.n_out))
+    vectors, expected = np.stack(vectors), np.stack(expected)
+    # the results cover ReLU (0), ordinary rounding and saturation (255)
+    assert (expected == 0).any() and (expected == 255).any()
+    assert ((expected > 0) & (expected < 255)).mean() > 0.2
+
+    # exact bound of the accumulator: what the generator guarantees, and no more
+    acc_bound = case.x_max * int(np.abs(wmat).sum(axis=0).max()) + (b_lim << bias_shift)
+    params = {
+        "N_IN": wmat.shape[0], "N_OUT": case.n_out, "SIMD": case.simd, "PE": case.pe,
+        "VECTORS": vectors.shape[1], "IN_BITS": 8, "W_BITS": 8, "BIAS_BITS": b_fmt.width,
+        "BIAS_SHIFT": bias_shift, "ACC_BITS": bits_for_signed(acc_bound),
+        "SHIFT": acc_frac - out_fmt.frac, "OUT_BITS": 8,
+    }
+    out = BUILD / simulator() / "sqz_mvu_data" / case.name
+    out.mkdir(parents=True, exist_ok=True)
+    w_file = pack_weights_hex(wmat, case.simd, case.pe, out / "w.hex")
+    b_file = pack_bias_hex(b_q, case.pe, b_fmt.width, out / "b.hex")
+    params["WEIGHT_FILE"] = f'"{w_file}"'
+    params["BIAS_FILE"] = f'"{b_file}"'
+    data = out / "data.npz"
+    np.savez(data, vectors=vectors, expected=expected)
+    return params, data
+
+
+def _run(params: dict, data: Path, testcase: str | None = None) -> None:
+    cfg = {"params": {k: v for k, v in params.items() if not k.endswith("_FILE")},
+           "data": str(data)}
+    run_cocotb("sqz_mvu", rtl_sources("sqz_mvu"), params, "sim.test_sqz_mvu",
+               extra_env={"SQZ_CFG": json.dumps(cfg)}, testcase=testcase)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_sqz_mvu(case):
+    _run(*prepare(case))
+
+
+def test_sqz_mvu_missing_file(capfd):
+    """A weight file that does not exist stops the simulation, naming the file."""
+    params, data = prepare(CASES[0])
+    missing = BUILD / simulator() / "sqz_mvu_data" / "missing" / "no_such_weights.hex"
+    missing.unlink(missing_ok=True)
+    params["WEIGHT_FILE"] = f'"{missing}"'
+    # a failed cocotb test raises SystemExit; a simulator that stops itself, RuntimeError
+    with pytest.raises((SystemExit, RuntimeError)):
+        _run(params, data, testcase="test_stream_rate")
+    out = capfd.readouterr()
+    assert f"sqz_mvu: cannot open WEIGHT_FILE {missing}" in out.out + out.err
