@@ -137,6 +137,9 @@ wire unused_tlast = s_axis_tlast;
 
 // ---------------------------------------------------------------- memories
 
+// Weights in block RAM, as hls4ml's Resource strategy asks for its ROMs: Yosys 0.23
+// otherwise maps shallow, wide ROMs to LUTs.
+(* rom_style = "block" *)
 reg [W_WIDTH-1:0] wrom [0:STEPS-1];
 reg [B_WIDTH-1:0] brom [0:NF-1];
 
