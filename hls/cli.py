@@ -4,6 +4,7 @@
     sqz csim  --config ...   [--backend Vitis|Vivado] [--frames N]
     sqz synth --config ...   [--backend ...] [--part ...] [--clock-mhz ...]
     sqz compress --config ... [--sparsity 0.63] [--per-layer] [--frames N]
+    sqz train --config configs/fashion_mnist.yaml [--epochs N] [--limit N] [--data DIR]
 """
 
 from __future__ import annotations
@@ -200,6 +201,79 @@ def cmd_compress(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Train the spec's network (BatchNorm, optionally QAT), fold, save, evaluate 8-bit."""
+    _quiet_tensorflow()
+    import numpy as np
+
+    from hls.flow import BUILD
+    from model.datasets import (image_folder_classes, load_fashion_mnist,
+                                load_image_folder)
+    from model.graph import build_graph
+    from model.spec import SpecError
+    from model.train import evaluate_quantized, keras_accuracy, save_weights, train
+
+    t_start = time.perf_counter()
+    spec = _load(args)
+    nodes = build_graph(spec)
+    shape = dict(height=spec.height, width=spec.width, channels=spec.channels)
+    if args.data == "fashion-mnist":
+        if spec.classes != 10:
+            raise SpecError(f"classes: Fashion-MNIST has 10 classes, {args.config} has "
+                            f"{spec.classes}")
+        x, y = load_fashion_mnist(split="train", **shape)
+        x_test, y_test = load_fashion_mnist(split="test", **shape)
+    else:
+        root = Path(args.data)
+        if spec.height != spec.width:
+            raise SpecError(f"input: image folders give square frames, {args.config} asks "
+                            f"for {spec.height}x{spec.width}")
+        classes = image_folder_classes(root)
+        if len(classes) != spec.classes:
+            raise SpecError(f"classes: {root}/train has {len(classes)} class folders, "
+                            f"{args.config} has {spec.classes} classes")
+        x, y = load_image_folder(root, spec.height, classes, "train", spec.channels)
+        if (root / "val").is_dir():
+            x_test, y_test = load_image_folder(root, spec.height, classes, "val",
+                                               spec.channels)
+        else:  # hold out a seeded tenth of train/
+            perm = np.random.default_rng(spec.seed).permutation(len(y))
+            cut = max(1, len(y) // 10)
+            x_test, y_test, x, y = x[perm[:cut]], y[perm[:cut]], x[perm[cut:]], y[perm[cut:]]
+            print(f"no {root}/val: holding out {cut} training images for testing")
+    if args.limit and args.limit < len(y):  # a seeded subset, every class represented
+        keep = np.sort(np.random.default_rng(spec.seed).permutation(len(y))[:args.limit])
+        x, y = x[keep], y[keep]
+    n_test = min(args.test_images, len(y_test)) if args.test_images else len(y_test)
+    x_test, y_test = x_test[:n_test], y_test[:n_test]
+    calib = x[np.random.default_rng(spec.seed + 1).permutation(len(y))[:args.calib]]
+    out = BUILD / "train" / spec.name
+    print(f"== {spec.name}: training on {len(y)} images ({args.data}), testing on {n_test}; "
+          f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} "
+          f"{args.schedule}{' lr ' + str(args.lr) if args.lr else ''}"
+          f"{', quantization-aware' if args.qat else ''}; checkpoints in {out}")
+    res = train(spec, nodes, x, y, x_test, y_test, epochs=args.epochs,
+                batch_size=args.batch_size, lr_schedule=args.schedule, lr=args.lr,
+                optimizer=args.optimizer, checkpoint_dir=out, resume=not args.restart,
+                quantized=args.qat)
+    path = save_weights(out / "weights.npz", res.weights)
+    print(f"folded weights (BatchNorm in the convs, raw-pixel input): {path}")
+    t_train = res.seconds
+    print(f"== evaluating {n_test} test images: Keras, float golden path, 8-bit golden model "
+          f"(calibrated on {len(calib)} training images)")
+    t0 = time.perf_counter()
+    k_acc = keras_accuracy(res.model, x_test, y_test)
+    ev = evaluate_quantized(spec, nodes, res.weights, x_test, y_test, list(calib))
+    t_eval = time.perf_counter() - t0
+    print(f"keras model (inference mode) accuracy: {k_acc:.2%}")
+    print(f"float accuracy (folded weights, float_forward): {ev.float_accuracy:.2%}")
+    print(f"8-bit accuracy (golden model, bit-exact): {ev.int8_accuracy:.2%} "
+          f"(top-1 equal to float on {ev.agreement:.2%})")
+    print(f"time: total {time.perf_counter() - t_start:.1f} s (training {t_train:.1f} s for "
+          f"{res.epochs_done - res.resumed_from} epochs, evaluation {t_eval:.1f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sqz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -209,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                             ("perf", cmd_perf, "per-layer folding, cycles, efficiency, chart"),
                             ("rtl-synth", cmd_rtl_synth, "Yosys resources of the open RTL"),
                             ("compress", cmd_compress,
-                             "Deep Compression sizes: pruning, weight sharing, Huffman")):
+                             "Deep Compression sizes: pruning, weight sharing, Huffman"),
+                            ("train", cmd_train,
+                             "train (BatchNorm, resumable), fold, 8-bit test accuracy")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", default=DEFAULT_CONFIG, type=Path)
         p.set_defaults(fn=fn)
@@ -228,6 +304,26 @@ def main(argv: list[str] | None = None) -> int:
                            help="one pruning threshold per layer (default: one global)")
             p.add_argument("--frames", type=int, default=0,
                            help="limit the agreement photos (0 = all)")
+        if name == "train":
+            p.add_argument("--data", default="fashion-mnist",
+                           help="'fashion-mnist' or an image folder <dir>/train/<class>/*.jpg")
+            p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
+            p.add_argument("--batch-size", type=int, default=64, help="default 64")
+            p.add_argument("--limit", type=int, default=0,
+                           help="train on a seeded subset of N images (0 = all)")
+            p.add_argument("--schedule", choices=("linear", "constant"), default="linear",
+                           help="learning rate: linear decay to 0 (the paper's) or constant")
+            p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                           help="sgd (momentum 0.9, lr 0.04) or adam (lr 1e-3)")
+            p.add_argument("--lr", type=float, default=None, help="initial learning rate")
+            p.add_argument("--qat", action="store_true",
+                           help="quantization-aware: QKeras 8-bit weights and activations")
+            p.add_argument("--restart", action="store_true",
+                           help="ignore existing checkpoints")
+            p.add_argument("--test-images", type=int, default=1000,
+                           help="test images evaluated (0 = all)")
+            p.add_argument("--calib", type=int, default=64,
+                           help="training images used to calibrate the 8-bit formats")
     args = parser.parse_args(argv)
     from model.spec import SpecError
 

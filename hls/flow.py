@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hls.folding import LayerFolding, choose_folding, fifo_depths, save_folding
+from hls.folding import LayerFolding, fifo_depths, fold_within_budget, save_folding
 from hls.memory import MemoryReport, memory_report
 from model.builder import float_weights, keras_output_name
 from model.graph import Node, build_graph
@@ -74,7 +74,15 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
     frames = demo_frames(spec)
     plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
     t2 = time.perf_counter()
-    folding = choose_folding(nodes, spec.target.target_cycles_per_frame)
+    # The pipeline is balanced for the target, within the part's DSP slices (one
+    # multiplier each); a target that needs more is relaxed until it fits.
+    from hls.memory import part_info
+
+    folding, met = fold_within_budget(nodes, spec.target.target_cycles_per_frame,
+                                      part_info(spec.target.part).dsp)
+    if met != spec.target.target_cycles_per_frame:
+        log(f"folding: {spec.target.target_cycles_per_frame:,d} cycles/frame needs more "
+            f"multipliers than {spec.target.part} has; balanced for {met:,d} instead")
     save_folding(folding, BUILD / "hls" / f"{spec.name}_folding.yaml")
     fifo = fifo_depths(nodes)
     mem = memory_report(nodes, plan, folding, fifo, spec.target.part)

@@ -129,6 +129,25 @@ def choose_folding(nodes: list[Node], target_cycles: int) -> dict[str, LayerFold
     return out
 
 
+def fold_within_budget(nodes: list[Node], target_cycles: int,
+                       max_multipliers: int) -> tuple[dict[str, LayerFolding], int]:
+    """``choose_folding`` at the target, relaxed in 5% steps until the multipliers fit.
+
+    Returns the folding and the target it met. A budget that even the fully folded
+    pipeline (PE = SIMD = 1 everywhere) exceeds raises ValueError with the numbers.
+    """
+    target = target_cycles
+    while True:
+        folding = choose_folding(nodes, target)
+        mults = sum(f.multipliers for f in folding.values())
+        if mults <= max_multipliers:
+            return folding, target
+        if all(f.multipliers == 1 for f in folding.values()):
+            raise ValueError(f"even one multiplier per conv needs {mults} multipliers, "
+                             f"more than the budget of {max_multipliers}")
+        target = int(target * 1.05) + 1
+
+
 def save_folding(folding: dict[str, LayerFolding], path: Path) -> None:
     """Write the folding as data (YAML keyed by layer name), for people and tools."""
     data = {name: {"PE": f.pe, "SIMD": f.simd, "ReuseFactor": f.reuse_factor,

@@ -82,13 +82,10 @@ def test_v11_memory_budget_and_refusal_on_a_small_part():
     assert problems and "BRAM: needs" in problems[0] and "xc7z020 has 280" in problems[0]
 
 
-def test_prepare_refuses_a_network_that_does_not_fit(monkeypatch):
-    from dataclasses import replace
-
-    spec = load_spec(REPO / "configs" / "tiny.yaml")
-    spec = replace(spec, target=replace(spec.target, part="xc7z020clg400-1",
-                                        target_cycles_per_frame=1))
-    with pytest.raises(DoesNotFitError, match=r"DSP: needs \d+ multipliers, xc7z020 has 220"):
+def test_prepare_refuses_a_network_that_does_not_fit():
+    """v1.1's 1.2 MB of weights cannot live in a Zynq-7020's 280 BRAM18 (630 KB)."""
+    spec = spec_from_dict({"weights": "random", "target": {"part": "xc7z020clg400-1"}})
+    with pytest.raises(DoesNotFitError, match=r"BRAM: needs \d+ BRAM18 .*xc7z020 has 280"):
         prepare(spec)
 
 
@@ -140,3 +137,16 @@ def test_synth_without_vendor_tool_fails_at_once_naming_the_tools(tmp_path):
     assert r.returncode != 0
     for tool in ("vitis_hls", "vitis-run", "vivado_hls"):
         assert tool in r.stderr
+
+
+def test_folding_relaxes_the_target_to_fit_the_multiplier_budget():
+    from hls.folding import fold_within_budget
+
+    nodes = build_graph(spec_from_dict({"weights": "random"}))
+    folding, met = fold_within_budget(nodes, 100_000, 2520)
+    assert sum(f.multipliers for f in folding.values()) <= 2520
+    assert met > 100_000
+    tight = choose_folding(nodes, met)
+    assert sum(f.multipliers for f in tight.values()) <= 2520
+    with pytest.raises(ValueError, match="more than the budget of 10"):
+        fold_within_budget(nodes, 100_000, 10)
