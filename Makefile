@@ -14,7 +14,7 @@ SQZ := $(VENV)/bin/sqz
 TARGET_ARGS := --config $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) \
 	$(if $(PART),--part $(PART)) $(if $(CLOCK),--clock-mhz $(CLOCK))
 
-.PHONY: help csim synth info compress perf rtl-synth sim-full test test-all venv clean
+.PHONY: help csim synth info compress perf rtl-synth sim-full train test test-all venv clean
 
 help:
 	@echo "make csim   - SqueezeNet v1.1 (ImageNet, 8-bit) -> hls4ml C simulation on real photos, bit-exact check"
@@ -25,6 +25,7 @@ help:
 	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
 	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (slow)"
 	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL"
+	@echo "make train  - train configs/fashion_mnist.yaml on Fashion-MNIST (resumable), fold BN, 8-bit accuracy (EPOCHS, LIMIT, DATA)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 11) else f"error: Python 3.10 or 3.11 is needed (TensorFlow 2.14 supports 3.9-3.11), {sys.executable} is {v[0]}.{v[1]}; run make PYTHON=/path/to/python3.11")'
@@ -52,6 +53,16 @@ perf: $(STAMP)
 
 rtl-synth: $(STAMP)
 	$(SQZ) rtl-synth $(TARGET_ARGS)
+
+# Training data: Debian's dataset-fashion-mnist (installed here when missing and root).
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+$(FASHION_MNIST):
+	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null || { echo "error: Fashion-MNIST is missing; run as root: apt-get install dataset-fashion-mnist"; exit 1; }
+	apt-get install -y -qq dataset-fashion-mnist || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }
+
+train: CONFIG = configs/fashion_mnist.yaml
+train: $(STAMP) $(if $(DATA),,$(FASHION_MNIST))
+	$(SQZ) train --config $(CONFIG) $(if $(DATA),--data $(DATA)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(LIMIT),--limit $(LIMIT))
 
 sim-full: $(STAMP)
 	$(VENV)/bin/python -m sim.full --config $(CONFIG) $(if $(filter-out 0,$(FRAMES)),--frames $(FRAMES))

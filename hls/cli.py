@@ -207,8 +207,7 @@ def cmd_train(args) -> int:
     import numpy as np
 
     from hls.flow import BUILD
-    from model.datasets import (image_folder_classes, load_fashion_mnist,
-                                load_image_folder)
+    from model.datasets import image_folder_classes, load_fashion_mnist, load_image_folder
     from model.graph import build_graph
     from model.spec import SpecError
     from model.train import evaluate_quantized, keras_accuracy, save_weights, train
@@ -216,7 +215,7 @@ def cmd_train(args) -> int:
     t_start = time.perf_counter()
     spec = _load(args)
     nodes = build_graph(spec)
-    shape = dict(height=spec.height, width=spec.width, channels=spec.channels)
+    shape = {"height": spec.height, "width": spec.width, "channels": spec.channels}
     if args.data == "fashion-mnist":
         if spec.classes != 10:
             raise SpecError(f"classes: Fashion-MNIST has 10 classes, {args.config} has "
