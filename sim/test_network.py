@@ -8,6 +8,7 @@ at the bottom generate the small spec's RTL and run them; the full v1.1 network 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -15,26 +16,24 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from sim.streams import StreamSink, StreamSource, pack, unpack
+from sim.streams import StreamTB, pack_frames, unpack
 
 
-class TB:
-    """Clock, raw-pixel source, class-score sink, reset, and the golden vectors."""
+class TB(StreamTB):
+    """Clock, raw-pixel source, class-score sink (started by the tests), reset, and the
+    golden vectors."""
 
     def __init__(self, dut, stalls: bool):
-        self.dut = dut
         v = np.load(os.environ["SQZ_VECTORS"])
         self.pixels = v["pixels"]
         self.expected = v["expected"]
         self.in_lanes = int(v["in_lanes"])
         self.out_lanes = int(v["out_lanes"])
         self.out_bits = int(v["out_bits"])
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source = StreamSource(dut, "s_axis", dut.clk, 0.2 if stalls else 0.0, seed=21)
-        self.sink = StreamSink(dut, "m_axis", dut.clk, 0.3 if stalls else 0.0, seed=22)
+        super().__init__(dut, 0.2 if stalls else 0.0, 0.3 if stalls else 0.0, seeds=(21, 22),
+                         start_sink=False)
         self.cycle = 0
         self.out_cycles: list[int] = []
         cocotb.start_soon(self._count())
@@ -49,18 +48,12 @@ class TB:
                 if self.sink.lasts[-1]:
                     self.out_cycles.append(self.cycle)
 
-    async def reset(self):
-        self.dut.rst.value = 1
-        for _ in range(4):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+    async def reset(self, cycles: int = 4, clear_sink: bool = False):
+        await super().reset(cycles, clear_sink)
 
     def frame_beats(self, i: int) -> tuple[list[int], list[int]]:
-        px = self.pixels[i].reshape(-1, self.pixels.shape[-1])
-        words = [pack(p, 8) for p in px]
-        lasts = [0] * (len(words) - 1) + [1]
-        return words, lasts
+        """Frame i, one pixel (all its channels) per beat."""
+        return pack_frames([self.pixels[i]], self.pixels.shape[-1])
 
     def beats_per_frame(self) -> int:
         return self.expected.shape[1] // self.out_lanes
@@ -113,7 +106,7 @@ async def test_frames(dut):
                            + 2_000_000)
     compared, mismatches = tb.check(list(range(n)))
     ends = tb.out_cycles
-    steady = [b - a for a, b in zip(ends, ends[1:])]
+    steady = [b - a for a, b in itertools.pairwise(ends)]
     figures = {"frames": n, "compared": compared, "mismatches": mismatches,
                "first_frame_latency_cycles": ends[0] - start,
                "cycles_per_frame": min(steady) if steady else None,
@@ -133,9 +126,7 @@ async def test_reset_mid_frame(dut):
     await tb.source.send(words[: len(words) // 2], lasts[: len(words) // 2])
     for _ in range(50):
         await RisingEdge(dut.clk)
-    await tb.reset()
-    tb.sink.words.clear()
-    tb.sink.lasts.clear()
+    await tb.reset(clear_sink=True)
     order = [1 % len(tb.pixels), 0]
     for i in order:
         await tb.source.send(*tb.frame_beats(i))
@@ -154,7 +145,7 @@ def tiny_rtl():
     from sim.network import prepare_network
 
     spec = load_spec(REPO / "configs" / "tiny.yaml")
-    prep, design, vectors = prepare_network(spec)
+    _prep, design, vectors = prepare_network(spec)
     return spec, design, vectors
 
 

@@ -8,33 +8,18 @@ import os
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamSink, StreamSource, pack
+from sim.streams import StreamTB, pack_frames
 
 
-class TB:
+class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.dut = dut
         self.cfg = json.loads(os.environ["SQZ_CFG"])
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source_a = StreamSource(dut, "s_axis", dut.clk, idle, seed=31)
-        self.source_b = StreamSource(dut, "s_axis_b", dut.clk, idle, seed=32)
-        self.sink = StreamSink(dut, "m_axis", dut.clk, backpressure, seed=33)
-        cocotb.start_soon(self.sink.run())
-
-    async def reset(self):
-        self.source_a.valid.value = 0
-        self.source_b.valid.value = 0
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.sink.words.clear()
-        self.sink.lasts.clear()
+        super().__init__(dut, idle, backpressure, seeds=(31, 33))
+        self.source_a = self.source
+        self.source_b = self.add_source("s_axis_b", idle, seed=32)
 
     def frames(self, n: int, seed: int):
         """n frames of (a, b) as (PIXELS, CA) and (PIXELS, CB) uint8 arrays."""
@@ -45,14 +30,7 @@ class TB:
 
     def beats(self, arrays):
         """Frames of (PIXELS, channels) arrays -> beats and per-frame tlast flags."""
-        lanes = self.cfg["LANES"]
-        words, lasts = [], []
-        for arr in arrays:
-            flat = arr.reshape(-1)
-            n = flat.size // lanes
-            words += [pack(flat[i * lanes:(i + 1) * lanes], 8) for i in range(n)]
-            lasts += [0] * (n - 1) + [1]
-        return words, lasts
+        return pack_frames(arrays, self.cfg["LANES"])
 
     def start(self, frames):
         a = cocotb.start_soon(self.source_a.send(*self.beats([f[0] for f in frames])))

@@ -8,51 +8,26 @@ import os
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamSink, StreamSource, pack
+from sim.streams import StreamTB, pack_frames
 
 
-class TB:
+class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.dut = dut
         self.cfg = json.loads(os.environ["SQZ_CFG"])
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source = StreamSource(dut, "s_axis", dut.clk, idle, seed=41)
-        self.sink = StreamSink(dut, "m_axis", dut.clk, backpressure, seed=42)
-        cocotb.start_soon(self.sink.run())
-
-    async def reset(self):
-        self.source.valid.value = 0
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.sink.words.clear()
-        self.sink.lasts.clear()
+        super().__init__(dut, idle, backpressure, seeds=(41, 42))
 
     def frames(self, n: int, seed: int):
         rng = np.random.default_rng(seed)
         return [rng.integers(0, 256, (self.cfg["PIXELS"], self.cfg["C"])) for _ in range(n)]
 
-    @staticmethod
-    def beats(frames, lanes: int):
-        words, lasts = [], []
-        for arr in frames:
-            flat = arr.reshape(-1)
-            n = flat.size // lanes
-            words += [pack(flat[i * lanes:(i + 1) * lanes], 8) for i in range(n)]
-            lasts += [0] * (n - 1) + [1]
-        return words, lasts
-
     def start(self, frames):
-        return cocotb.start_soon(self.source.send(*self.beats(frames, self.cfg["IN_LANES"])))
+        return cocotb.start_soon(self.source.send(*pack_frames(frames, self.cfg["IN_LANES"])))
 
     async def check(self, frames):
-        words, lasts = self.beats(frames, self.cfg["OUT_LANES"])
+        words, lasts = pack_frames(frames, self.cfg["OUT_LANES"])
         await self.sink.wait_for(len(words), 40 * len(words) + 100)
         await ClockCycles(self.dut.clk, 20)
         assert self.sink.words == words

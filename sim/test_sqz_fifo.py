@@ -7,31 +7,22 @@ import random
 
 import cocotb
 import pytest
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamSink, StreamSource
+from sim.streams import StreamTB
 
 
-class TB:
+class TB(StreamTB):
+    """The sink starts collecting only when a test starts it."""
+
     def __init__(self, dut, idle: float, backpressure: float):
-        self.dut = dut
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source = StreamSource(dut, "s_axis", dut.clk, idle, seed=11)
-        self.sink = StreamSink(dut, "m_axis", dut.clk, backpressure, seed=12)
-
-    async def reset(self):
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        super().__init__(dut, idle, backpressure, seeds=(11, 12), start_sink=False)
 
 
 async def run_case(dut, idle, backpressure):
     tb = TB(dut, idle, backpressure)
-    await tb.reset()
+    await tb.reset(clear_sink=False)
     width = len(dut.s_axis_tdata)
     rng = random.Random(5)
     words = [rng.getrandbits(width) for _ in range(200)]
@@ -57,7 +48,7 @@ async def test_stalls_and_backpressure(dut):
 async def test_fills_to_capacity(dut):
     """With the output blocked the FIFO takes 2**clog2(DEPTH) + 1 words, then refuses."""
     tb = TB(dut, 0.0, 0.0)
-    await tb.reset()
+    await tb.reset(clear_sink=False)
     depth = int(os.environ["FIFO_DEPTH"])
     cap = (1 << max(1, (depth - 1).bit_length())) + 1
     dut.m_axis_tready.value = 0

@@ -7,33 +7,17 @@ import random
 import cocotb
 import cocotb.utils
 import pytest
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamSink, StreamSource
+from sim.streams import StreamTB
 
 
-class TB:
+class TB(StreamTB):
     def __init__(self, dut, idle: float, bp_a: float, bp_b: float):
-        self.dut = dut
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source = StreamSource(dut, "s_axis", dut.clk, idle, seed=21)
-        self.sink_a = StreamSink(dut, "m_axis", dut.clk, bp_a, seed=22)
-        self.sink_b = StreamSink(dut, "m_axis_b", dut.clk, bp_b, seed=23)
-        cocotb.start_soon(self.sink_a.run())
-        cocotb.start_soon(self.sink_b.run())
-
-    async def reset(self):
-        self.source.valid.value = 0
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        for sink in (self.sink_a, self.sink_b):
-            sink.words.clear()
-            sink.lasts.clear()
+        super().__init__(dut, idle, bp_a, seeds=(21, 22))
+        self.sink_a = self.sink
+        self.sink_b = self.add_sink("m_axis_b", bp_b, seed=23)
 
     async def check(self, words, lasts):
         for sink in (self.sink_a, self.sink_b):

@@ -8,35 +8,20 @@ import os
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 
 from model import golden
 from model.fixed import FixedFormat
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamSink, StreamSource, pack, unpack
+from sim.streams import StreamTB, pack_frames, unpack
 
 
-class TB:
+class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.dut = dut
         self.cfg = json.loads(os.environ["SQZ_CFG"])
         self.in_fmt = FixedFormat(**self.cfg["in_fmt"])
         self.out_fmt = FixedFormat(**self.cfg["out_fmt"])
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source = StreamSource(dut, "s_axis", dut.clk, idle, seed=51)
-        self.sink = StreamSink(dut, "m_axis", dut.clk, backpressure, seed=52)
-        cocotb.start_soon(self.sink.run())
-
-    async def reset(self):
-        self.source.valid.value = 0
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.sink.words.clear()
-        self.sink.lasts.clear()
+        super().__init__(dut, idle, backpressure, seeds=(51, 52))
 
     def frames(self, n: int, seed: int):
         """(H, W, C) maps whose channels span empty, small and full-range values, so the
@@ -52,14 +37,8 @@ class TB:
         return out
 
     def beats(self, frames):
-        lanes = self.cfg["params"]["LANES"]
-        words, lasts = [], []
-        for x in frames:
-            flat = x.reshape(-1)  # row-major pixels, channels innermost
-            n = flat.size // lanes
-            words += [pack(flat[i * lanes:(i + 1) * lanes], 8) for i in range(n)]
-            lasts += [0] * (n - 1) + [1]
-        return words, lasts
+        # row-major pixels, channels innermost
+        return pack_frames(frames, self.cfg["params"]["LANES"])
 
     def start(self, frames):
         return cocotb.start_soon(self.source.send(*self.beats(frames)))

@@ -8,13 +8,12 @@ import os
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from model import golden
 from model.graph import pool_out_ceil
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamSink, StreamSource, pack, unpack
+from sim.streams import StreamTB, pack, unpack
 
 ENV = "SQZ_MAXPOOL_PARAMS"
 
@@ -42,24 +41,10 @@ class Geometry:
         return y.reshape(-1)
 
 
-class TB:
+class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.dut = dut
         self.geo = Geometry(json.loads(os.environ[ENV]))
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source = StreamSource(dut, "s_axis", dut.clk, idle, seed=41)
-        self.sink = StreamSink(dut, "m_axis", dut.clk, backpressure, seed=42)
-        cocotb.start_soon(self.sink.run())
-
-    async def reset(self):
-        self.source.valid.value = 0
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.sink.words.clear()
-        self.sink.lasts.clear()
+        super().__init__(dut, idle, backpressure, seeds=(41, 42))
 
     def inputs(self, frames: list[np.ndarray]) -> list[int]:
         return [b for x in frames for b in self.geo.beats(x)]

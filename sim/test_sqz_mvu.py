@@ -18,21 +18,19 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from hls.rtl_mem import pack_bias_hex, pack_weights_hex
 from model import golden
 from model.fixed import FixedFormat, bits_for_signed
 from sim.runner import BUILD, rtl_sources, run_cocotb, simulator
-from sim.streams import StreamSink, StreamSource, pack, unpack
+from sim.streams import StreamTB, pack_frames, unpack
 
 FRAMES = 4          # 3 streamed back to back, 1 more for the reset test
 
 
-class TB:
+class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.dut = dut
         self.cfg = json.loads(os.environ["SQZ_CFG"])
         self.p = self.cfg["params"]
         data = np.load(self.cfg["data"])
@@ -40,30 +38,10 @@ class TB:
         self.expected = data["expected"]    # (FRAMES, VECTORS, N_OUT)
         self.sf = self.p["N_IN"] // self.p["SIMD"]
         self.nf = self.p["N_OUT"] // self.p["PE"]
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source = StreamSource(dut, "s_axis", dut.clk, idle, seed=61)
-        self.sink = StreamSink(dut, "m_axis", dut.clk, backpressure, seed=62)
-        cocotb.start_soon(self.sink.run())
-
-    async def reset(self):
-        self.source.valid.value = 0
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.sink.words.clear()
-        self.sink.lasts.clear()
+        super().__init__(dut, idle, backpressure, seeds=(61, 62))
 
     def beats(self, frames: list[int]):
-        simd, bits = self.p["SIMD"], self.p["IN_BITS"]
-        words, lasts = [], []
-        for f in frames:
-            flat = self.vectors[f].reshape(-1)
-            n = flat.size // simd
-            words += [pack(flat[i * simd:(i + 1) * simd], bits) for i in range(n)]
-            lasts += [0] * (n - 1) + [1]
-        return words, lasts
+        return pack_frames([self.vectors[f] for f in frames], self.p["SIMD"], self.p["IN_BITS"])
 
     def start(self, frames: list[int]):
         return cocotb.start_soon(self.source.send(*self.beats(frames)))
