@@ -236,6 +236,9 @@ if (NF == 1) begin : g_nobuf
     // One neuron fold: every step takes a fresh input beat, nothing to replay.
     assign s1_x = xin_reg;
 end else begin : g_buf
+    // Block RAM: Yosys 0.23 picks LUTRAM for a 512-deep buffer here and then fails in
+    // lutrams_xc5v_map.v ("invalid OPTION_ABITS/WIDTH combination").
+    (* ram_style = "block" *)
     reg [X_WIDTH-1:0] vbuf [0:SF-1];
     reg [X_WIDTH-1:0] vbuf_q_reg;
     reg sel_in_reg;
