@@ -222,7 +222,11 @@ class _Builder:
             else:
                 raise NotImplementedError(f"{n.name}: RTL for '{n.kind}' blocks is not built")
             if n is not last:
-                y = self.fifo(y, CHAIN_FIFO_DEPTH, n.name)
+                # Blocks emit and take a pixel in bursts (an MVU writes its NF output beats
+                # at the ends of its folds, and reads its input only in fold 0), so each
+                # edge holds two pixels' beats; a few words would throttle neighbours.
+                beats = -(-y.channels // y.lanes)
+                y = self.fifo(y, max(CHAIN_FIFO_DEPTH, 2 * beats), n.name)
             outputs[n.name] = y
         return self.d
 
