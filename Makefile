@@ -14,7 +14,7 @@ SQZ := $(VENV)/bin/sqz
 TARGET_ARGS := --config $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) \
 	$(if $(PART),--part $(PART)) $(if $(CLOCK),--clock-mhz $(CLOCK))
 
-.PHONY: help csim synth info compress perf rtl-synth sim-full train test test-all venv clean
+.PHONY: help csim synth info compress perf rtl-synth sim-full train dse test test-all venv clean
 
 help:
 	@echo "make csim   - SqueezeNet v1.1 (ImageNet, 8-bit) -> hls4ml C simulation on real photos, bit-exact check"
@@ -26,6 +26,7 @@ help:
 	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (slow)"
 	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL"
 	@echo "make train  - train configs/fashion_mnist.yaml on Fashion-MNIST (resumable), fold BN, 8-bit accuracy (EPOCHS, LIMIT, DATA)"
+	@echo "make dse    - SR x pct3x3 sweep (paper Section 5): size, folding, BRAM, fps, accuracy; CSV + plots in build/dse (SR, PCT, FULL=1, ENGINE, WORKERS, EPOCHS, LIMIT, FPS, DATA)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 11) else f"error: Python 3.10 or 3.11 is needed (TensorFlow 2.14 supports 3.9-3.11), {sys.executable} is {v[0]}.{v[1]}; run make PYTHON=/path/to/python3.11")'
@@ -63,6 +64,12 @@ $(FASHION_MNIST):
 train: CONFIG = configs/fashion_mnist.yaml
 train: $(STAMP) $(if $(DATA),,$(FASHION_MNIST))
 	$(SQZ) train --config $(CONFIG) $(if $(DATA),--data $(DATA)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(LIMIT),--limit $(LIMIT))
+
+dse: CONFIG = configs/fashion_mnist.yaml
+dse: $(STAMP) $(if $(DATA),,$(FASHION_MNIST))
+	$(SQZ) dse --config $(CONFIG) $(if $(DATA),--data $(DATA)) $(if $(SR),--sr $(SR)) $(if $(PCT),--pct $(PCT)) \
+		$(if $(FULL),--full) $(if $(ENGINE),--engine $(ENGINE)) $(if $(WORKERS),--workers $(WORKERS)) \
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(LIMIT),--limit $(LIMIT)) $(if $(FPS),--fps $(FPS))
 
 sim-full: $(STAMP)
 	$(VENV)/bin/python -m sim.full --config $(CONFIG) $(if $(filter-out 0,$(FRAMES)),--frames $(FRAMES))

@@ -5,6 +5,7 @@
     sqz synth --config ...   [--backend ...] [--part ...] [--clock-mhz ...]
     sqz compress --config ... [--sparsity 0.63] [--per-layer] [--frames N]
     sqz train --config configs/fashion_mnist.yaml [--epochs N] [--limit N] [--data DIR]
+    sqz dse   [--sr 0.125,0.25] [--pct 0.5] [--grid FILE] [--full] [--engine local|ray|dask]
 """
 
 from __future__ import annotations
@@ -273,6 +274,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_dse(args) -> int:
+    """SR x pct3x3 design-space exploration (paper Section 5): size, hardware, accuracy."""
+    _quiet_tensorflow()
+    from dataclasses import replace as _replace
+
+    from model import dse
+
+    t_start = time.perf_counter()
+    dse.check_engine(args.engine)  # fail before any work when ray / dask is missing
+    grid = dse.make_grid(args.sr, args.pct, args.grid)
+    spec = _load(args)
+    settings = dse.FULL if args.full else dse.SHORT
+    overrides = {k: getattr(args, k) for k in ("epochs", "limit", "test_images", "calib",
+                                                "batch_size", "lr", "fps", "dsp")
+                 if getattr(args, k) is not None}
+    settings = _replace(settings, **overrides, qat=args.qat, data=args.data)
+    res = dse.run_dse(spec, grid, settings, args.out or dse.DEFAULT_OUT, engine=args.engine,
+                      workers=args.workers, address=args.address, restart=args.restart)
+    print(dse.format_table(res.rows))
+    print("P: on the Pareto front of 8-bit accuracy (max), weight bytes (min), BRAM18 (min), "
+          "frames/s (max)")
+    for name, path in res.paths.items():
+        print(f"{name}: {path}")
+    print(f"sweep wall time: {time.perf_counter() - t_start:.1f} s for {len(res.rows)} points "
+          f"({res.computed} computed, {res.reused} reused; engine {args.engine}, "
+          f"{args.workers} workers)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sqz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -284,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                             ("compress", cmd_compress,
                              "Deep Compression sizes: pruning, weight sharing, Huffman"),
                             ("train", cmd_train,
-                             "train (BatchNorm, resumable), fold, 8-bit test accuracy")):
+                             "train (BatchNorm, resumable), fold, 8-bit test accuracy"),
+                            ("dse", cmd_dse,
+                             "SR x pct3x3 sweep: size, folding, BRAM, fps, accuracy")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", default=DEFAULT_CONFIG, type=Path)
         p.set_defaults(fn=fn)
@@ -323,6 +355,44 @@ def main(argv: list[str] | None = None) -> int:
                            help="test images evaluated (0 = all)")
             p.add_argument("--calib", type=int, default=64,
                            help="training images used to calibrate the 8-bit formats")
+        if name == "dse":
+            p.set_defaults(config=Path("configs/fashion_mnist.yaml"))
+            p.add_argument("--sr", help="squeeze ratios, e.g. 0.125,0.25 (default "
+                           "0.125,0.25,0.5,0.75; each in (0, 1])")
+            p.add_argument("--pct", help="pct3x3 values, e.g. 0.5 (default "
+                           "0.01,0.25,0.5,0.75,0.99; each in (0, 1))")
+            p.add_argument("--grid", type=Path, help="YAML grid file {SR: [...], "
+                           "pct3x3: [...]}; --sr / --pct override its axes")
+            p.add_argument("--full", action="store_true", help="paper-like schedule: 10 "
+                           "epochs on all 60,000 images, all 10,000 test images (default: 1 "
+                           "epoch on 10,000 images, 1,000 test images)")
+            p.add_argument("--epochs", type=int, help="epochs per point (0 = no training, "
+                           "hardware metrics only)")
+            p.add_argument("--limit", type=int, help="training images, a seeded subset (0 = all)")
+            p.add_argument("--test-images", type=int, help="test images (0 = all)")
+            p.add_argument("--calib", type=int, help="calibration images (default 32)")
+            p.add_argument("--batch-size", type=int, help="default 64")
+            p.add_argument("--lr", type=float, help="initial learning rate (SGD default 0.04)")
+            p.add_argument("--qat", action="store_true",
+                           help="quantization-aware training (QKeras 8-bit)")
+            p.add_argument("--fps", type=float, help="target frames/s for the folding "
+                           "(default: the spec's target_cycles_per_frame at its clock)")
+            p.add_argument("--dsp", type=int, help="multiplier budget (default: the part's "
+                           "DSP slices)")
+            p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist', a folder "
+                           "with its IDX .gz files, or 'synthetic:N' (smoke tests)")
+            p.add_argument("--engine", default="local", choices=("local", "ray", "dask",
+                                                                 "serial"),
+                           help="local processes (default), a Ray or Dask cluster, or serial "
+                           "in this process")
+            p.add_argument("--workers", type=int, default=2,
+                           help="parallel points (local processes / local cluster; default 2)")
+            p.add_argument("--address", help="Ray / Dask scheduler address (default: start "
+                           "a local one)")
+            p.add_argument("--out", type=Path, default=None,
+                           help="output folder (default build/dse)")
+            p.add_argument("--restart", action="store_true",
+                           help="recompute points already in <out>/points")
     args = parser.parse_args(argv)
     from model.spec import SpecError
 
