@@ -7,9 +7,11 @@ counts differ, and ``sqz_fifo`` between blocks. It is rendered from one template
 (``firmware/rtl/sqz_top.v.j2``) in a single pass; weights and biases go to ``$readmemh``
 files under the output directory, referenced by absolute path.
 
-FIFO depths: every block boundary gets a short FIFO; the 1x1 branch of a Fire module gets
-one deep enough to hold the pixels that arrive while the 3x3 branch fills its line buffer
-(``hls.folding.fifo_depths``), otherwise the fork stalls and the pipeline deadlocks.
+FIFO depths: every block boundary gets a FIFO of two pixels' beats; a max-pool's output
+gets one of a whole output row (it emits a row in a burst on every other input row); the
+1x1 branch of a Fire module gets one deep enough to hold the pixels that arrive while the
+3x3 branch fills its line buffer (``hls.folding.fifo_depths``), otherwise the fork stalls
+and the pipeline deadlocks.
 """
 
 from __future__ import annotations
@@ -226,7 +228,14 @@ class _Builder:
                 # at the ends of its folds, and reads its input only in fold 0), so each
                 # edge holds two pixels' beats; a few words would throttle neighbours.
                 beats = -(-y.channels // y.lanes)
-                y = self.fifo(y, max(CHAIN_FIFO_DEPTH, 2 * beats), n.name)
+                depth = max(CHAIN_FIFO_DEPTH, 2 * beats)
+                if n.kind == "maxpool":
+                    # A max-pool emits a whole output row while it reads the input row that
+                    # closes its windows, and nothing on the rows between: without a row
+                    # of room it blocks its producer on one row and starves its consumer
+                    # on the next, and the pair runs slower than either.
+                    depth = max(depth, n.out_shape[1] * beats)
+                y = self.fifo(y, depth, n.name)
             outputs[n.name] = y
         return self.d
 
