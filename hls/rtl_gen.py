@@ -65,7 +65,10 @@ class RtlDesign:
 
     @property
     def modules(self) -> list[str]:
-        return sorted({i.module for i in self.instances})
+        used = {i.module for i in self.instances}
+        if "sqz_mvu" in used:
+            used.add("sqz_fifo")  # the MVU's output FIFO
+        return sorted(used)
 
     def sources(self) -> list[Path]:
         return [RTL_DIR / f"{m}.v" for m in self.modules]

@@ -41,7 +41,7 @@ def test_mvu_maps_weights_to_bram_and_multipliers_to_dsp(tmp_path):
     top = tmp_path / "mvu_top.v"
     top.write_text(TOP.format(xw=8 * simd - 1, yw=8 * pe - 1, n_in=n_in, n_out=n_out,
                               simd=simd, pe=pe, wf=wf, bf=bf))
-    res = synthesize([RTL / "sqz_mvu.v", top], "mvu_top", "xczu9eg-ffvb1156-2-e",
+    res = synthesize([RTL / "sqz_mvu.v", RTL / "sqz_fifo.v", top], "mvu_top", "xczu9eg-ffvb1156-2-e",
                      tmp_path / "yosys")
     print("\n" + res.format(part_info("xczu9eg")))
     assert res.dsp == pe * simd

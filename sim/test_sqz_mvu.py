@@ -242,7 +242,7 @@ def prepare(case: Case) -> tuple[dict, Path]:
 def _run(params: dict, data: Path, testcase: str | None = None) -> None:
     cfg = {"params": {k: v for k, v in params.items() if not k.endswith("_FILE")},
            "data": str(data)}
-    run_cocotb("sqz_mvu", rtl_sources("sqz_mvu"), params, "sim.test_sqz_mvu",
+    run_cocotb("sqz_mvu", rtl_sources("sqz_mvu", "sqz_fifo"), params, "sim.test_sqz_mvu",
                extra_env={"SQZ_CFG": json.dumps(cfg)}, testcase=testcase)
 
 

@@ -385,44 +385,29 @@ end
 
 // ---------------------------------------------------------------- output FIFO
 
-// First-word fall-through, as sqz_fifo (kept inline so the module is one file): a
-// FIFO_DEPTH-word memory plus the output register. The credit limit keeps at most
-// FIFO_DEPTH beats between issue and m_axis, so it never fills and has no full test.
-reg [Y_WIDTH:0] ofifo [0:FIFO_DEPTH-1];     // {tlast, tdata}
-reg [FW:0] wr_ptr_reg;
-reg [FW:0] rd_ptr_reg;
-reg [Y_WIDTH:0] out_reg;
-reg out_valid_reg;
+// The credit limit keeps at most FIFO_DEPTH beats between issue and m_axis, and sqz_fifo
+// holds at least FIFO_DEPTH + 1, so the FIFO always has room when a result arrives.
+wire ofifo_ready;
 
-wire ofifo_empty = wr_ptr_reg == rd_ptr_reg;
-wire load_out = !ofifo_empty && (m_axis_tready || !out_valid_reg);
-
-assign m_axis_tdata = out_reg[Y_WIDTH-1:0];
-assign m_axis_tlast = out_reg[Y_WIDTH];
-assign m_axis_tvalid = out_valid_reg;
-
-always @(posedge clk) begin
-    if (y_valid_reg) begin
-        ofifo[wr_ptr_reg[FW-1:0]] <= {y_last_reg, y_reg};
-        wr_ptr_reg <= wr_ptr_reg + 1'b1;
-    end
-    if (load_out) begin
-        out_reg <= ofifo[rd_ptr_reg[FW-1:0]];
-        rd_ptr_reg <= rd_ptr_reg + 1'b1;
-        out_valid_reg <= 1'b1;
-    end else if (m_axis_tready) begin
-        out_valid_reg <= 1'b0;
-    end
-    if (rst) begin
-        wr_ptr_reg <= {FW+1{1'b0}};
-        rd_ptr_reg <= {FW+1{1'b0}};
-        out_valid_reg <= 1'b0;
-    end
-end
+sqz_fifo #(
+    .DATA_WIDTH(Y_WIDTH),
+    .DEPTH(FIFO_DEPTH)
+) ofifo (
+    .clk(clk),
+    .rst(rst),
+    .s_axis_tdata(y_reg),
+    .s_axis_tlast(y_last_reg),
+    .s_axis_tvalid(y_valid_reg),
+    .s_axis_tready(ofifo_ready),
+    .m_axis_tdata(m_axis_tdata),
+    .m_axis_tlast(m_axis_tlast),
+    .m_axis_tvalid(m_axis_tvalid),
+    .m_axis_tready(m_axis_tready)
+);
 
 `ifndef SYNTHESIS
 always @(posedge clk) begin
-    if (!rst && y_valid_reg && wr_ptr_reg == (rd_ptr_reg ^ {1'b1, {FW{1'b0}}})) begin
+    if (!rst && y_valid_reg && !ofifo_ready) begin
         $error("sqz_mvu: output FIFO overflow (credit accounting broken)");
     end
 end
