@@ -79,6 +79,7 @@ def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
     import hls4ml
 
     from hls.extensions import register_custom_layers
+    from hls.sharing import apply_weight_sharing
 
     register_custom_layers()
     backend = backend or spec.target.backend
@@ -95,6 +96,7 @@ def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
     )
     check_precisions(hls_model, nodes, plan)
     apply_fifo_depths(hls_model, nodes)
+    apply_weight_sharing(hls_model, nodes, plan)
     return hls_model
 
 

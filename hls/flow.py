@@ -70,6 +70,15 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
     t0 = time.perf_counter()
     nodes = build_graph(spec)
     weights = float_weights(spec, nodes, BUILD / "weights")
+    c = spec.compression
+    if c.active:  # Deep Compression in float, before calibration and quantization
+        from model.compress import compress_weights
+
+        weights, _ = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
+        log(f"compression: pruned to {c.sparsity:.0%} zeros"
+            f"{' per layer' if c.per_layer else ''}"
+            + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
+               "indices)" if c.share_bits else ""))
     t1 = time.perf_counter()
     frames = demo_frames(spec)
     plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
@@ -86,6 +95,9 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
     save_folding(folding, BUILD / "hls" / f"{spec.name}_folding.yaml")
     fifo = fifo_depths(nodes)
     mem = memory_report(nodes, plan, folding, fifo, spec.target.part)
+    if any(lq.shared for lq in plan.layers.values()):
+        dense = memory_report(nodes, plan, folding, fifo, spec.target.part, sharing=False)
+        mem.dense_bram18 = dense.bram18
     problems = mem.fits()
     if problems:
         raise DoesNotFitError(f"{spec.name} does not fit {spec.target.part}: "

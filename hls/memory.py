@@ -73,7 +73,9 @@ class MemoryRow:
 
 
 def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFolding],
-                fifo_depths: dict[str, int]) -> list[MemoryRow]:
+                fifo_depths: dict[str, int], sharing: bool = True) -> list[MemoryRow]:
+    """Every on-chip memory of the pipeline; ``sharing=False`` counts shared layers as if
+    they stored their 8-bit weights (the baseline the BRAM saved is measured against)."""
     rows: list[MemoryRow] = []
 
     def place(layer: str, kind: str, depth: int, width: int, rom: bool = False) -> None:
@@ -90,7 +92,13 @@ def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFold
         if n.kind == "conv":
             rf = folding[n.name].reuse_factor
             total = n.weight_count
-            place(n.name, "weights", rf, total // rf * lq.w_fmt.width, rom=True)
+            if lq.shared and sharing:
+                # Indices in the ROM; the codebook in registers (a LUT multiplexer per lane).
+                place(n.name, "weights", rf, total // rf * lq.share_bits, rom=True)
+                rows.append(MemoryRow(n.name, "codebook", 1,
+                                      2**lq.share_bits * lq.w_fmt.width, "registers", 0))
+            else:
+                place(n.name, "weights", rf, total // rf * lq.w_fmt.width, rom=True)
             rows.append(MemoryRow(n.name, "biases", 1, n.bias_count * lq.b_fmt.width,
                                   "registers", 0))
             if n.kernel > 1:
@@ -113,6 +121,7 @@ class MemoryReport:
     rows: list[MemoryRow]
     part: Part
     multipliers: int
+    dense_bram18: int | None = None   # the same design with 8-bit weights (sharing only)
 
     @property
     def weight_bytes(self) -> int:
@@ -156,6 +165,10 @@ class MemoryReport:
         lines.append(f"on-chip total: {self.total_bytes:,d} bytes "
                      f"({self.total_bytes / PAPER_BOUND_BYTES:.1%} of the paper's 10 MB bound); "
                      f"weights {self.weight_bytes:,d} bytes")
+        if self.dense_bram18 is not None:
+            lines.append(f"weight sharing: {self.bram18} BRAM18 with shared weights, "
+                         f"{self.dense_bram18} with 8-bit weights: "
+                         f"{self.dense_bram18 - self.bram18} BRAM18 saved")
         lines.append(f"BRAM18: {self.bram18} / {p.bram18} ({self.bram18 / p.bram18:.1%}) on "
                      f"{p.name}; multipliers: {self.multipliers} / {p.dsp} DSP "
                      f"({self.multipliers / p.dsp:.1%})")
@@ -163,6 +176,7 @@ class MemoryReport:
 
 
 def memory_report(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFolding],
-                  fifo: dict[str, int], part: str) -> MemoryReport:
+                  fifo: dict[str, int], part: str, sharing: bool = True) -> MemoryReport:
     mults = sum(f.multipliers for f in folding.values())
-    return MemoryReport(memory_rows(nodes, plan, folding, fifo), part_info(part), mults)
+    return MemoryReport(memory_rows(nodes, plan, folding, fifo, sharing), part_info(part),
+                        mults)

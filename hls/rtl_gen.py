@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hls.folding import LayerFolding, fifo_depths
-from hls.rtl_mem import pack_bias_hex, pack_weights_hex
+from hls.rtl_mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
 from model import golden
 from model.graph import Node
 from model.quantize import QuantPlan
@@ -137,20 +137,30 @@ class _Builder:
             x = win
         w_file = self.mem_dir / f"{n.name}_w.hex"
         b_file = self.mem_dir / f"{n.name}_b.hex"
-        pack_weights_hex(lq.w_q.reshape(-1, lq.w_q.shape[-1]), f.simd, f.pe, w_file)
+        share: dict = {}
+        if lq.shared:  # index ROM + codebook registers
+            cb_file = self.mem_dir / f"{n.name}_cb.hex"
+            pack_indices_hex(lq.w_idx.reshape(-1, lq.w_idx.shape[-1]), f.simd, f.pe,
+                             lq.share_bits, w_file)
+            pack_codebook_hex(lq.w_codebook, lq.share_bits, lq.w_fmt.width, cb_file)
+            self.d.mem_files.append(cb_file)
+            share = {"SHARE_BITS": lq.share_bits, "CODEBOOK_FILE": _q(cb_file)}
+        else:
+            pack_weights_hex(lq.w_q.reshape(-1, lq.w_q.shape[-1]), f.simd, f.pe, w_file)
         pack_bias_hex(lq.b_q, f.pe, lq.b_fmt.width, b_file)
         self.d.mem_files += [w_file, b_file]
         acc_frac = in_fmt.frac + lq.w_fmt.frac
         out = self.wire(n.name, f.pe, ACT_BITS, n.out_shape[2], f.pixels)
         self.add("sqz_mvu", f"mvu_{n.name}",
                  f"{n.name}: {f.n_in}x{f.n_out}, PE {f.pe} x SIMD {f.simd}, "
-                 f"{f.reuse_factor} cycles/pixel",
+                 f"{f.reuse_factor} cycles/pixel"
+                 + (f", {lq.share_bits}-bit shared weights" if lq.shared else ""),
                  {"N_IN": f.n_in, "N_OUT": f.n_out, "SIMD": f.simd, "PE": f.pe,
                   "VECTORS": f.pixels, "IN_BITS": ACT_BITS, "W_BITS": lq.w_fmt.width,
                   "BIAS_BITS": lq.b_fmt.width, "BIAS_SHIFT": acc_frac - lq.b_fmt.frac,
                   "ACC_BITS": lq.acc_fmt.width, "SHIFT": acc_frac - lq.out_fmt.frac,
                   "OUT_BITS": lq.out_fmt.width, "WEIGHT_FILE": _q(w_file),
-                  "BIAS_FILE": _q(b_file)},
+                  "BIAS_FILE": _q(b_file), **share},
                  {"s_axis": x, "m_axis": out})
         return out
 

@@ -5,7 +5,10 @@ The layouts are the ones ``firmware/rtl/README.md`` defines for ``sqz_mvu``:
 - weights: SF = N_IN/SIMD synapse folds, NF = N_OUT/PE neuron folds; word ``nf*SF + sf``
   holds PE*SIMD two's-complement lanes, lane (p, s) at bits ``[(p*SIMD + s)*bits +: bits]``
   = ``w[in = sf*SIMD + s][out = nf*PE + p]``;
-- biases: NF words of PE two's-complement lanes, lane p of word nf = ``b[nf*PE + p]``.
+- biases: NF words of PE two's-complement lanes, lane p of word nf = ``b[nf*PE + p]``;
+- shared weights (``SHARE_BITS`` > 0): the weight layout with unsigned ``SHARE_BITS``-bit
+  codebook indices as lanes, and a codebook file of ``2**SHARE_BITS`` words, one
+  two's-complement weight each (word i = entry i).
 
 Words are written as fixed-width hex (leading zeros kept), no comments or address marks,
 which every ``$readmemh`` reader accepts (Verilator, Icarus, Yosys, Vivado).
@@ -53,9 +56,25 @@ def write_hex(words: list[int], width: int, path: str | Path) -> Path:
     return path
 
 
-def weight_words(w_q: np.ndarray, simd: int, pe: int, bits: int = 8) -> list[int]:
-    """The ``sqz_mvu`` weight ROM contents for ``w_q`` of shape (N_IN, N_OUT)."""
-    w = _lanes_checked(w_q, bits, "weights")
+def _indices_checked(idx: np.ndarray, bits: int) -> np.ndarray:
+    v = np.asarray(idx)
+    if not np.issubdtype(v.dtype, np.integer):
+        raise ValueError(f"codebook indices must be integers, got {v.dtype}")
+    v = v.astype(np.int64)
+    bad = np.flatnonzero((v < 0) | (v >= 1 << bits))
+    if bad.size:
+        raise ValueError(f"codebook indices: {bad.size} outside 0..{(1 << bits) - 1} "
+                         f"(first: {v.reshape(-1)[bad[0]]})")
+    return v
+
+
+def weight_words(w_q: np.ndarray, simd: int, pe: int, bits: int = 8,
+                 indices: bool = False) -> list[int]:
+    """The ``sqz_mvu`` weight ROM contents for ``w_q`` of shape (N_IN, N_OUT).
+
+    With ``indices`` the lanes are unsigned ``bits``-bit codebook indices (weight sharing).
+    """
+    w = _indices_checked(w_q, bits) if indices else _lanes_checked(w_q, bits, "weights")
     if w.ndim != 2:
         raise ValueError(f"weights: expected shape (N_IN, N_OUT), got {w.shape}; "
                          "reshape a (K, K, C, N_OUT) kernel with .reshape(-1, N_OUT)")
@@ -81,6 +100,22 @@ def pack_weights_hex(w_q: np.ndarray, simd: int, pe: int, path: str | Path,
                      bits: int = 8) -> Path:
     """Write the weight ROM image of ``w_q`` (N_IN, N_OUT) for SIMD x PE folding."""
     return write_hex(weight_words(w_q, simd, pe, bits), pe * simd * bits, path)
+
+
+def pack_indices_hex(idx: np.ndarray, simd: int, pe: int, bits: int,
+                     path: str | Path) -> Path:
+    """Write the index ROM image of a shared layer: ``idx`` (N_IN, N_OUT) in 0..2**bits-1."""
+    return write_hex(weight_words(idx, simd, pe, bits, indices=True), pe * simd * bits, path)
+
+
+def pack_codebook_hex(codebook: np.ndarray, share_bits: int, w_bits: int,
+                      path: str | Path) -> Path:
+    """Write a codebook image: exactly ``2**share_bits`` signed ``w_bits``-bit weights."""
+    cb = _lanes_checked(codebook, w_bits, "codebook").reshape(-1)
+    if cb.size != 1 << share_bits:
+        raise ValueError(f"codebook: {cb.size} entries, SHARE_BITS={share_bits} needs "
+                         f"{1 << share_bits}")
+    return write_hex([_pack_row(np.array([v]), w_bits) for v in cb], w_bits, path)
 
 
 def pack_bias_hex(b_q: np.ndarray, pe: int, bits: int, path: str | Path) -> Path:

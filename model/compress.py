@@ -161,6 +161,22 @@ def shared_weights(weights: FloatWeights, masks: Masks,
     return {k: (shared[k].reconstruct(masks[k]), b) for k, (_, b) in weights.items()}
 
 
+def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bool = False,
+                     share_bits: int = 0) -> tuple[FloatWeights, Masks]:
+    """The float weights a ``compression:`` spec section asks for: pruned, then shared.
+
+    Sharing reserves codebook entry 0 for the exact zero, so pruned weights keep index 0;
+    without pruning every mask is all True. Returns (weights, keep masks).
+    """
+    if sparsity > 0:
+        weights, masks = prune(weights, sparsity, per_layer)
+    else:
+        masks = {k: np.ones(w.shape, dtype=bool) for k, (w, _) in weights.items()}
+    if share_bits:
+        weights = shared_weights(weights, masks, share_all(weights, masks, share_bits))
+    return weights, masks
+
+
 # -- 3. relative indices, Huffman, the size account --------------------------------------
 
 def caffe_order(kernel: np.ndarray) -> np.ndarray:

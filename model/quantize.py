@@ -44,6 +44,15 @@ class LayerQuant:
     acc_fmt: FixedFormat | None = None
     w_q: np.ndarray | None = field(default=None, repr=False)
     b_q: np.ndarray | None = field(default=None, repr=False)
+    # Weight sharing (spec.compression.share_bits > 0): w_q == w_codebook[w_idx] exactly;
+    # the hardware stores share_bits-bit indices and the 2**share_bits-entry codebook.
+    share_bits: int = 0
+    w_codebook: np.ndarray | None = field(default=None, repr=False)
+    w_idx: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def shared(self) -> bool:
+        return self.share_bits > 0
 
 
 @dataclass
@@ -118,6 +127,8 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
         src_fmt = fmt_of[n.inputs[0]]
         if n.kind == "conv":
             layers[n.name] = _quantize_conv(n, weights[n.name], src_fmt, level[n.name], spec)
+            if spec.compression.share_bits:
+                attach_codebook(layers[n.name], spec.compression.share_bits)
         elif n.kind == "maxpool":
             layers[n.name] = LayerQuant(n.name, n.kind, src_fmt)
         elif n.kind == "concat":
@@ -136,6 +147,28 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
             layers[n.name] = LayerQuant(n.name, n.kind, fmt)
         fmt_of[n.name] = layers[n.name].out_fmt
     return QuantPlan(INPUT_FORMAT, layers)
+
+
+def attach_codebook(lq: LayerQuant, bits: int) -> None:
+    """Express ``lq.w_q`` as a codebook of at most ``2**bits`` integers plus indices.
+
+    The codebook is the sorted distinct integer weights, padded with zeros to ``2**bits``
+    entries; ``w_codebook[w_idx] == w_q`` element by element (checked). Weights that were
+    shared in float (``model.compress``) have at most ``2**bits`` distinct values after
+    quantization, since quantization is elementwise; other weights are refused.
+    """
+    values, idx = np.unique(lq.w_q, return_inverse=True)
+    if values.size > 2**bits:
+        raise ValueError(
+            f"{lq.name}: {values.size} distinct 8-bit weights do not fit a {bits}-bit "
+            f"codebook ({2**bits} entries); share the float weights first "
+            "(model.compress.share_weights)")
+    codebook = np.zeros(2**bits, dtype=np.int64)
+    codebook[:values.size] = values
+    idx = idx.reshape(lq.w_q.shape).astype(np.int64)
+    if not np.array_equal(codebook[idx], lq.w_q):
+        raise AssertionError(f"{lq.name}: codebook lookup does not reproduce the weights")
+    lq.share_bits, lq.w_codebook, lq.w_idx = bits, codebook, idx
 
 
 def _quantize_conv(n: Node, wb: tuple[np.ndarray, np.ndarray], x_fmt: FixedFormat,

@@ -64,6 +64,25 @@ class QuantSpec:
 
 
 @dataclass(frozen=True)
+class CompressionSpec:
+    """Deep Compression applied to the float weights before quantization (model.compress).
+
+    ``sparsity``: fraction of conv weights pruned to zero by magnitude (0 = none), one
+    global threshold or one per layer. ``share_bits``: per-layer k-means weight sharing into
+    ``2**share_bits`` values, entry 0 the exact zero (0 = no sharing); the hardware then
+    stores ``share_bits``-bit indices in its weight ROMs and the codebook in registers.
+    """
+
+    sparsity: float = 0.0
+    per_layer: bool = False
+    share_bits: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.sparsity > 0 or self.share_bits > 0
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     part: str = "xczu9eg-ffvb1156-2-e"
     clock_mhz: float = 200.0
@@ -89,6 +108,7 @@ class NetworkSpec:
     pool_after: tuple[str, ...] = ("conv1", "fire3", "fire5")
     meta: Metaparameters = field(default_factory=Metaparameters)
     quant: QuantSpec = field(default_factory=QuantSpec)
+    compression: CompressionSpec = field(default_factory=CompressionSpec)
     target: TargetSpec = field(default_factory=TargetSpec)
 
     def fire_sizes(self) -> list[tuple[int, int, int]]:
@@ -113,10 +133,12 @@ _SECTIONS = {
     "conv1": Conv1Spec,
     "metaparameters": Metaparameters,
     "quantization": QuantSpec,
+    "compression": CompressionSpec,
     "target": TargetSpec,
 }
 _TOP_KEYS = {"name", "variant", "input", "classes", "weights", "seed", "bypass", "n_fire",
-             "conv1", "pool_after", "metaparameters", "quantization", "target"}
+             "conv1", "pool_after", "metaparameters", "quantization", "compression",
+             "target"}
 _INPUT_KEYS = {"height", "width", "channels"}
 
 
@@ -206,6 +228,14 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
         raise SpecError(f"quantization.logit_bits: must be 8..24, got {quant.logit_bits}")
     if not 90.0 <= quant.calibration_percentile <= 100.0:
         raise SpecError("quantization.calibration_percentile: must be 90..100")
+    compression = _section("compression", CompressionSpec, raw.get("compression", {}))
+    if not 0.0 <= compression.sparsity < 1.0:
+        raise SpecError(f"compression.sparsity: must lie in [0, 1), got {compression.sparsity}")
+    if compression.share_bits and not 2 <= compression.share_bits < quant.weight_bits:
+        raise SpecError(
+            f"compression.share_bits: 0 (no sharing) or 2..{quant.weight_bits - 1} (fewer "
+            f"bits than the {quant.weight_bits}-bit weights), got {compression.share_bits}"
+        )
     target = _section("target", TargetSpec, raw.get("target", {}))
     _choice("target.backend", target.backend, BACKENDS)
     if not 10.0 <= target.clock_mhz <= 800.0:
@@ -226,6 +256,7 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
         pool_after=tuple(pool_after),
         meta=meta,
         quant=quant,
+        compression=compression,
         target=target,
     )
     spec.fire_sizes()  # raises on degenerate metaparameters

@@ -4,12 +4,13 @@ multipliers to DSP slices (counts read from ``stat -json``)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hls.memory import part_info
-from hls.rtl_mem import pack_bias_hex, pack_weights_hex
+from hls.rtl_mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
 from hls.rtl_synth import parse_stat_json, synthesize
 from sim.runner import RTL
 
@@ -23,7 +24,7 @@ module mvu_top (input wire clk, input wire rst,
     output wire m_axis_tlast);
 sqz_mvu #(.N_IN({n_in}), .N_OUT({n_out}), .SIMD({simd}), .PE({pe}), .VECTORS(64),
     .BIAS_BITS(16), .BIAS_SHIFT(0), .ACC_BITS(26), .SHIFT(8),
-    .WEIGHT_FILE("{wf}"), .BIAS_FILE("{bf}")) u (
+    .WEIGHT_FILE("{wf}"), .BIAS_FILE("{bf}"){share}) u (
     .clk(clk), .rst(rst), .s_axis_tdata(s_axis_tdata), .s_axis_tlast(1'b0),
     .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
     .m_axis_tdata(m_axis_tdata), .m_axis_tlast(m_axis_tlast),
@@ -32,21 +33,52 @@ endmodule
 """
 
 
-def test_mvu_maps_weights_to_bram_and_multipliers_to_dsp(tmp_path):
-    n_in, n_out, simd, pe = 144, 64, 8, 8      # a fire expand3x3-like block, folded
+N_IN, N_OUT, SIMD, PE = 144, 64, 8, 8      # a fire expand3x3-like block, folded
+
+
+def _synth_mvu(work: Path, share_bits: int = 0):
     rng = np.random.default_rng(0)
-    wf, bf = tmp_path / "w.hex", tmp_path / "b.hex"
-    pack_weights_hex(rng.integers(-128, 128, (n_in, n_out)), simd, pe, wf)
-    pack_bias_hex(rng.integers(-1000, 1000, n_out), pe, 16, bf)
-    top = tmp_path / "mvu_top.v"
-    top.write_text(TOP.format(xw=8 * simd - 1, yw=8 * pe - 1, n_in=n_in, n_out=n_out,
-                              simd=simd, pe=pe, wf=wf, bf=bf))
-    res = synthesize([RTL / "sqz_mvu.v", RTL / "sqz_fifo.v", top], "mvu_top", "xczu9eg-ffvb1156-2-e",
-                     tmp_path / "yosys")
-    print("\n" + res.format(part_info("xczu9eg")))
-    assert res.dsp == pe * simd
+    wf, bf, cf = work / "w.hex", work / "b.hex", work / "cb.hex"
+    share = ""
+    if share_bits:
+        pack_indices_hex(rng.integers(0, 1 << share_bits, (N_IN, N_OUT)), SIMD, PE,
+                         share_bits, wf)
+        pack_codebook_hex(rng.integers(-128, 128, 1 << share_bits), share_bits, 8, cf)
+        share = f', .SHARE_BITS({share_bits}), .CODEBOOK_FILE("{cf}")'
+    else:
+        pack_weights_hex(rng.integers(-128, 128, (N_IN, N_OUT)), SIMD, PE, wf)
+    pack_bias_hex(rng.integers(-1000, 1000, N_OUT), PE, 16, bf)
+    top = work / "mvu_top.v"
+    top.write_text(TOP.format(xw=8 * SIMD - 1, yw=8 * PE - 1, n_in=N_IN, n_out=N_OUT,
+                              simd=SIMD, pe=PE, wf=wf, bf=bf, share=share))
+    res = synthesize([RTL / "sqz_mvu.v", RTL / "sqz_fifo.v", top], "mvu_top",
+                     "xczu9eg-ffvb1156-2-e", work / "yosys")
+    print(f"\nsqz_mvu {N_IN}x{N_OUT}, SIMD {SIMD} x PE {PE}, SHARE_BITS {share_bits}:\n"
+          + res.format(part_info("xczu9eg")))
+    return res
+
+
+@pytest.fixture(scope="module")
+def dense_mvu(tmp_path_factory):
+    return _synth_mvu(tmp_path_factory.mktemp("dense"))
+
+
+def test_mvu_maps_weights_to_bram_and_multipliers_to_dsp(dense_mvu):
+    assert dense_mvu.dsp == PE * SIMD
     # ROM: 144*64/64 = 144 words of 512 bits -> at least ceil(512/36) = 15 BRAM18
-    assert res.bram18 + 2 * res.bram36 >= 15
+    assert dense_mvu.bram18 + 2 * dense_mvu.bram36 >= 15
+
+
+def test_shared_weights_shrink_block_ram(dense_mvu, tmp_path):
+    """4-bit indices: the ROM is 144 x 256 bits (>= 8 BRAM18), fewer BRAM than 8-bit
+    weights, the codebook in logic, still one DSP per multiplier."""
+    shared = _synth_mvu(tmp_path, share_bits=4)
+    dense_blocks = dense_mvu.bram18 + 2 * dense_mvu.bram36
+    shared_blocks = shared.bram18 + 2 * shared.bram36
+    print(f"BRAM18 equivalents: {dense_blocks} with 8-bit weights, {shared_blocks} with "
+          f"4-bit shared weights ({dense_blocks - shared_blocks} saved)")
+    assert shared.dsp == PE * SIMD
+    assert 8 <= shared_blocks < dense_blocks
 
 
 def test_parse_stat_json_counts_cells_by_family():

@@ -1,5 +1,6 @@
 """sqz_mvu: every output element equals model.golden.conv2d, frame after frame.
 
+Weight sharing (``SHARE_BITS``) is tested the same way, with index and codebook images.
 The MVU is tested in isolation: its input is the im2col vectors of ``golden.im2col`` (the
 window generator's job), its weights and biases are ROM images written by
 ``hls.rtl_mem``. Weights and biases are non-zero everywhere, so a ROM that failed to load
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from hls.rtl_mem import pack_bias_hex, pack_weights_hex
+from hls.rtl_mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
 from model import golden
 from model.fixed import FixedFormat, bits_for_signed
 from sim.runner import BUILD, rtl_sources, run_cocotb, simulator
@@ -164,6 +165,7 @@ class Case:
     x_max: int = 255
     w_min: int = -128    # weights in w_min .. w_max, never 0
     w_max: int = 127
+    share_bits: int = 0  # > 0: weights from a 2**share_bits codebook, stored as indices
 
 
 CASES = [
@@ -179,6 +181,10 @@ CASES = [
     Case("sf1", 4, 5, 8, 1, 1, 0, 12, 8, 4, 4, 4, 8, 8, 8, x_max=31, w_min=-4, w_max=4),
     # fully folded 3x3x4 (SIMD = PE = 1): SF 36 x NF 8, BIAS_SHIFT 2
     Case("folded", 3, 3, 4, 3, 1, 1, 8, 1, 1, 0, 8, 16, 6, -1),
+    # weight sharing: 4-bit indices into 16 weights (pw64's shape and folding) ...
+    Case("shared4", 3, 4, 64, 1, 1, 0, 12, 4, 3, 4, 6, 12, 7, 1, share_bits=4),
+    # ... and 2-bit indices on a 3x3 conv with SIMD 3 x PE 2
+    Case("shared2", 9, 9, 3, 3, 2, 1, 8, 3, 2, 0, 7, 16, 7, -1, share_bits=2),
 ]
 
 
@@ -200,7 +206,20 @@ def prepare(case: Case) -> tuple[dict, Path]:
     acc_frac = x_fmt.frac + w_fmt.frac
     bias_shift = acc_frac - b_fmt.frac
 
-    w_q = _nonzero(rng, case.w_min, case.w_max, (case.k, case.k, case.c, case.n_out))
+    shape = (case.k, case.k, case.c, case.n_out)
+    if case.share_bits:
+        # distinct non-zero codebook entries, each used; a codebook that failed to load
+        # (zeros or X) or a lane that reads the wrong entry cannot match
+        size = 1 << case.share_bits
+        # +-m pairs, as symmetric as a k-means codebook of real weights
+        mags = rng.choice(np.arange(1, min(-case.w_min, case.w_max) + 1), size // 2,
+                          replace=False)
+        codebook = rng.permutation(np.concatenate([-mags, mags])).astype(np.int64)
+        idx = rng.integers(0, size, shape)
+        idx.reshape(-1)[:size] = rng.permutation(size)
+        w_q = codebook[idx]
+    else:
+        w_q = _nonzero(rng, case.w_min, case.w_max, shape)
     x = rng.integers(0, case.x_max, (FRAMES, case.h, case.w, case.c), endpoint=True)
     wmat = w_q.reshape(-1, case.n_out)
     # biases of the size of a typical sum, on the bias grid, non-zero
@@ -230,7 +249,14 @@ def prepare(case: Case) -> tuple[dict, Path]:
     }
     out = BUILD / simulator() / "sqz_mvu_data" / case.name
     out.mkdir(parents=True, exist_ok=True)
-    w_file = pack_weights_hex(wmat, case.simd, case.pe, out / "w.hex")
+    if case.share_bits:
+        w_file = pack_indices_hex(idx.reshape(-1, case.n_out), case.simd, case.pe,
+                                  case.share_bits, out / "w.hex")
+        cb_file = pack_codebook_hex(codebook, case.share_bits, 8, out / "cb.hex")
+        params["SHARE_BITS"] = case.share_bits
+        params["CODEBOOK_FILE"] = f'"{cb_file}"'
+    else:
+        w_file = pack_weights_hex(wmat, case.simd, case.pe, out / "w.hex")
     b_file = pack_bias_hex(b_q, case.pe, b_fmt.width, out / "b.hex")
     params["WEIGHT_FILE"] = f'"{w_file}"'
     params["BIAS_FILE"] = f'"{b_file}"'
@@ -262,3 +288,15 @@ def test_sqz_mvu_missing_file(capfd):
         _run(params, data, testcase="test_stream_rate")
     out = capfd.readouterr()
     assert f"sqz_mvu: cannot open WEIGHT_FILE {missing}" in out.out + out.err
+
+
+def test_sqz_mvu_missing_codebook(capfd):
+    """A shared layer whose codebook file does not exist stops, naming the file."""
+    params, data = prepare(CASES[-1])
+    missing = BUILD / simulator() / "sqz_mvu_data" / "missing" / "no_such_codebook.hex"
+    missing.unlink(missing_ok=True)
+    params["CODEBOOK_FILE"] = f'"{missing}"'
+    with pytest.raises((SystemExit, RuntimeError)):
+        _run(params, data, testcase="test_stream_rate")
+    out = capfd.readouterr()
+    assert f"sqz_mvu: cannot open CODEBOOK_FILE {missing}" in out.out + out.err

@@ -4,6 +4,9 @@
 `default_nettype none
 
 // sqz_mvu: matrix-vector unit of a convolution block, PE x SIMD multipliers, weights in ROM.
+// With SHARE_BITS > 0 (Deep Compression weight sharing) the ROM holds SHARE_BITS-bit
+// indices and every lane looks its weight up in a 2**SHARE_BITS-entry codebook held in
+// registers, so the block RAM shrinks by W_BITS / SHARE_BITS.
 module sqz_mvu #(
     // Input vector length K*K*C (>= 1; a multiple of SIMD)
     parameter N_IN = 27,
@@ -29,11 +32,15 @@ module sqz_mvu #(
     parameter SHIFT = 8,
     // Bits of an unsigned output element (1 .. 32)
     parameter OUT_BITS = 8,
+    // Weight sharing: 0 = the ROM holds the weights; 1 .. 8 = it holds codebook indices
+    parameter SHARE_BITS = 0,
     // Absolute paths of the $readmemh images (layouts: firmware/rtl/README.md, written by
-    // hls/rtl_mem.py): N_IN/SIMD * N_OUT/PE words of PE*SIMD*W_BITS bits, and N_OUT/PE
-    // words of PE*BIAS_BITS bits
+    // hls/rtl_mem.py): N_IN/SIMD * N_OUT/PE words of PE*SIMD*W_BITS bits (PE*SIMD*
+    // SHARE_BITS with sharing), N_OUT/PE words of PE*BIAS_BITS bits, and (sharing only)
+    // 2**SHARE_BITS words of W_BITS bits
     parameter WEIGHT_FILE = "",
-    parameter BIAS_FILE = ""
+    parameter BIAS_FILE = "",
+    parameter CODEBOOK_FILE = ""
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -82,7 +89,9 @@ localparam integer VEC_END = VECTORS - 1;
 localparam integer STEP_END = STEPS - 1;
 
 localparam X_WIDTH = SIMD * IN_BITS;
-localparam W_WIDTH = PE * SIMD * W_BITS;
+localparam ROM_LANE = SHARE_BITS > 0 ? SHARE_BITS : W_BITS;
+localparam W_WIDTH = PE * SIMD * ROM_LANE;
+localparam integer CB_SIZE = SHARE_BITS > 0 ? 1 << SHARE_BITS : 1;
 localparam B_WIDTH = PE * BIAS_BITS;
 localparam Y_WIDTH = PE * OUT_BITS;
 
@@ -131,6 +140,10 @@ initial begin
         $error("sqz_mvu: BIAS_BITS and ACC_BITS must be 2 .. 48, BIAS_SHIFT >= 0");
         $finish;
     end
+    if (SHARE_BITS < 0 || SHARE_BITS > 8) begin
+        $error("sqz_mvu: SHARE_BITS must be 0 (no sharing) .. 8");
+        $finish;
+    end
 end
 
 wire unused_tlast = s_axis_tlast;
@@ -167,6 +180,31 @@ initial begin
     $readmemh(WEIGHT_FILE, wrom);
     $readmemh(BIAS_FILE, brom);
 end
+
+// The codebook: a few registers, read by every lane at once (a LUT multiplexer each).
+(* rom_style = "logic" *)
+reg [W_BITS-1:0] cbook [0:CB_SIZE-1];
+
+generate
+if (SHARE_BITS > 0) begin : g_cb_init
+    initial begin
+`ifndef SYNTHESIS
+        fd = $fopen(CODEBOOK_FILE, "r");
+        if (fd == 0) begin
+            $error("sqz_mvu: cannot open CODEBOOK_FILE %0s", CODEBOOK_FILE);
+            $finish;
+        end
+        $fclose(fd);
+`endif
+        $readmemh(CODEBOOK_FILE, cbook);
+    end
+end else begin : g_no_cb
+    initial begin
+        cbook[0] = {W_BITS{1'b0}};
+    end
+    wire unused_cbook = ^cbook[0];
+end
+endgenerate
 
 // ---------------------------------------------------------------- issue
 
@@ -308,7 +346,12 @@ for (p = 0; p < PE; p = p + 1) begin : g_pe
             // Both operands extended to PROD_BITS: the product's low PROD_BITS bits are
             // exact, and the multiplier sees an ordinary signed multiply.
             wire [IN_BITS-1:0] xv = s1_x[s*IN_BITS +: IN_BITS];
-            wire [W_BITS-1:0] wv = w_reg[(p*SIMD + s)*W_BITS +: W_BITS];
+            wire [W_BITS-1:0] wv;
+            if (SHARE_BITS > 0) begin : g_lookup
+                assign wv = cbook[w_reg[(p*SIMD + s)*SHARE_BITS +: SHARE_BITS]];
+            end else begin : g_direct
+                assign wv = w_reg[(p*SIMD + s)*W_BITS +: W_BITS];
+            end
             wire signed [PROD_BITS-1:0] xs = $signed({{W_BITS{1'b0}}, xv});
             wire signed [PROD_BITS-1:0] ws = $signed({{IN_BITS{wv[W_BITS-1]}}, wv});
             reg [PROD_BITS-1:0] prod_reg;
