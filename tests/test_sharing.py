@@ -1,0 +1,163 @@
+"""Weight sharing carried to hardware: the spec section, the plan's codebooks, the hls4ml
+project with index ROMs (C simulation and the project's g++ testbench), the BRAM account.
+
+The RTL side (sqz_mvu SHARE_BITS, the generated top on configs/tiny_shared.yaml) is
+checked in sim/test_sqz_mvu.py, sim/test_network.py and sim/test_rtl_synth.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from hls.flow import REPO, build_project, prepare, run_csim
+from hls.sharing import codebook_indices
+from hls.testbench import compile_and_run_testbench, parse_summary, run_testbench
+from model.fixed import FixedFormat
+from model.quantize import LayerQuant, attach_codebook
+from model.spec import SpecError, load_spec, spec_from_dict
+
+SHARED = REPO / "configs" / "tiny_shared.yaml"
+TINY = {"name": "t", "variant": "custom", "weights": "random", "classes": 10,
+        "input": {"height": 35, "width": 35}, "n_fire": 2, "conv1": {"filters": 8},
+        "pool_after": ["conv1"]}
+
+
+def test_compression_section_is_validated():
+    assert not spec_from_dict(TINY).compression.active
+    c = spec_from_dict({**TINY, "compression": {"sparsity": 0.6, "share_bits": 4}}).compression
+    assert (c.sparsity, c.per_layer, c.share_bits, c.active) == (0.6, False, 4, True)
+    bad = [({"share_bits": 8}, "share_bits: 0 .no sharing. or 2..7"),
+           ({"share_bits": 1}, "share_bits"),
+           ({"sparsity": 1.0}, r"sparsity: must lie in \[0, 1\)"),
+           ({"sparsity": -0.1}, "sparsity"),
+           ({"share_bits": 4.0}, "share_bits: expected int"),
+           ({"bits": 4}, "compression: unknown key.*'bits'.*allowed: per_layer, share_bits, "
+                         "sparsity")]
+    for section, message in bad:
+        with pytest.raises(SpecError, match=message):
+            spec_from_dict({**TINY, "compression": section})
+
+
+def test_attach_codebook_reproduces_weights_and_refuses_too_many_values():
+    w = np.array([[-3, 0, 5], [5, 5, -3]])
+    lq = LayerQuant("c", "conv", FixedFormat(8, 0, signed=False), w_q=w)
+    attach_codebook(lq, 2)
+    assert lq.share_bits == 2 and lq.w_codebook.tolist() == [-3, 0, 5, 0]
+    assert np.array_equal(lq.w_codebook[lq.w_idx], w)
+    lq = LayerQuant("c", "conv", FixedFormat(8, 0, signed=False), w_q=np.arange(5))
+    with pytest.raises(ValueError, match="c: 5 distinct 8-bit weights do not fit a 2-bit"):
+        attach_codebook(lq, 2)
+
+
+def test_codebook_indices_first_match_and_unknown_values():
+    cb = np.array([-7, 0, 9, 0])
+    assert codebook_indices(np.array([[9, 0], [-7, 9]]), cb).tolist() == [[2, 1], [0, 2]]
+    with pytest.raises(ValueError, match=r"weights \[4\] are not in the codebook"):
+        codebook_indices(np.array([4, 9]), cb)
+
+
+@pytest.fixture(scope="module")
+def shared():
+    return prepare(load_spec(SHARED), log=lambda *a: None)
+
+
+def test_shared_plan_codebooks(shared):
+    convs = [n for n in shared.nodes if n.kind == "conv"]
+    for n in convs:
+        lq = shared.plan.layers[n.name]
+        assert lq.shared and lq.share_bits == 4 and lq.w_codebook.size == 16
+        assert np.unique(lq.w_q).size <= 16
+        assert np.array_equal(lq.w_codebook[lq.w_idx], lq.w_q)
+        # pruned per layer to half zeros (rounding to 8 bits may zero a few more)
+        assert 0.5 <= (lq.w_q == 0).mean() < 0.6, n.name
+        assert np.unique(lq.w_q[lq.w_q != 0]).size >= 2, n.name
+    # the bit-exact checks mean something only if no pruned layer is dead or constant
+    from model.quantize import run_golden
+
+    outs = [run_golden(shared.nodes, shared.plan, f.pixels) for f in shared.frames]
+    for n in shared.nodes:
+        for o in outs:
+            assert np.count_nonzero(o[n.name]) > 0, f"{n.name} is all zeros on a photo"
+    assert len({tuple(o["gap"]) for o in outs}) == len(outs), "photos give equal logits"
+
+
+def test_memory_report_counts_indices_and_codebooks(shared):
+    mem = shared.memory
+    convs = {n.name: n for n in shared.nodes if n.kind == "conv"}
+    w_rows = {r.layer: r for r in mem.rows if r.kind == "weights"}
+    cb_rows = {r.layer: r for r in mem.rows if r.kind == "codebook"}
+    assert set(w_rows) == set(cb_rows) == set(convs)
+    for name, n in convs.items():
+        rf = shared.folding[name].reuse_factor
+        assert (w_rows[name].depth, w_rows[name].width) == (rf, n.weight_count // rf * 4)
+        assert cb_rows[name].bits == 16 * 8 and cb_rows[name].where == "registers"
+    assert mem.weight_bytes == sum(n.weight_count for n in convs.values()) // 2
+    assert mem.dense_bram18 is not None and mem.dense_bram18 >= mem.bram18
+    assert "weight sharing:" in mem.format(per_layer=False)
+
+
+@pytest.fixture(scope="module")
+def shared_project(shared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hls") / "tiny_shared_vitis"
+    _, hls_model = build_project(shared, backend="Vitis", out_dir=out, log=lambda *a: None)
+    return out, hls_model
+
+
+@pytest.mark.csim
+def test_shared_project_stores_indices_and_codebooks(shared, shared_project):
+    out, hls_model = shared_project
+    convs = [n.name for n in shared.nodes if n.kind == "conv"]
+    fw = out / "firmware"
+    params = (fw / "parameters.h").read_text()
+    products = re.findall(r"nnet::product::sqz_codebook<(codebook\d+_t), (cb\d+)>::mult", params)
+    assert len(products) == len(convs)
+    assert '#include "nnet_utils/nnet_sqz_shared.h"' in params
+    assert (fw / "nnet_utils" / "nnet_sqz_shared.h").is_file()
+    defines = (fw / "defines.h").read_text()
+    for name in convs:
+        layer = hls_model.graph[name]
+        w, cb = layer.weights["weight"], layer.weights["codebook"]
+        assert re.search(rf"typedef ap_uint<4> {w.type.name};", defines)
+        idx = np.array((fw / "weights" / f"{w.name}.txt").read_text().split(", "), dtype=int)
+        assert idx.min() >= 0 and idx.max() <= 15 and idx.size == w.data_length
+        lq = shared.plan.layers[name]
+        values = np.array((fw / "weights" / f"{cb.name}.txt").read_text().split(", "),
+                          dtype=float)
+        assert np.array_equal(lq.w_fmt.from_real_exact(values), lq.w_codebook)
+
+
+@pytest.mark.csim
+def test_shared_csim_every_layer_bit_exact(shared, shared_project):
+    _, hls_model = shared_project
+    res = run_csim(shared, hls_model)
+    print(f"\ntiny_shared csim: {res.frames} frames, {res.compared} outputs compared, "
+          f"{res.mismatches} mismatches")
+    assert res.frames == len(shared.frames) >= 3
+    assert res.compared > 0 and res.mismatches == 0, res.first_mismatch
+
+
+@pytest.mark.csim
+def test_shared_gxx_testbench_and_a_corrupted_codebook(shared, shared_project):
+    """The project's own testbench is bit-exact; one codebook entry of conv10 moved by one
+    LSB (read at run time from the weights directory) makes it fail."""
+    out, hls_model = shared_project
+    rc, stdout = compile_and_run_testbench(out, max_frames=3)
+    print("\n" + stdout.strip().splitlines()[-1])
+    assert parse_summary(stdout) == (3, 30, 0) and rc == 0, stdout
+    cb = out / "firmware" / "weights" / f"{hls_model.graph['conv10'].weights['codebook'].name}.txt"
+    original = cb.read_text()
+    lq = shared.plan.layers["conv10"]
+    used = np.bincount(lq.w_idx.ravel(), minlength=16)
+    entry = int(np.argmax(used * (lq.w_codebook != 0)))  # the most used non-zero weight
+    values = original.split(", ")
+    values[entry] = repr(float(values[entry]) + lq.w_fmt.lsb)
+    try:
+        cb.write_text(", ".join(values))
+        rc, stdout = run_testbench(out, max_frames=3)
+    finally:
+        cb.write_text(original)
+    frames, compared, mismatches = parse_summary(stdout)
+    assert (frames, compared) == (3, 30) and mismatches > 0 and rc != 0, stdout
