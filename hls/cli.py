@@ -97,7 +97,9 @@ def cmd_csim(args) -> int:
         print(f"   float model top-1: {int(f_top[0])}"
               + (f" {names[f_top[0]]}" if names else ""))
     n = len(frames)
-    print(f"float vs 8-bit on {n} photos: top-1 equal {agree1}/{n}, top-5 sets equal "
+    what = ("uncompressed float vs compressed 8-bit" if prep.uncompressed is not None
+            else "float vs 8-bit")
+    print(f"{what} on {n} photos: top-1 equal {agree1}/{n}, top-5 sets equal "
           f"{agree5}/{n}, top-5 overlap {overlap5}/{5 * n}")
     print("== per-layer bit-exact check (outputs compared / mismatches)")
     for name, (cmp_, bad) in res.per_layer.items():

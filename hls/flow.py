@@ -46,6 +46,8 @@ class Prepared:
     fifo: dict[str, int]
     memory: MemoryReport
     timings: dict[str, float] = field(default_factory=dict)
+    # the weights before spec.compression (None when the spec compresses nothing)
+    uncompressed: FloatWeights | None = None
 
 
 def demo_frames(spec: NetworkSpec) -> list[Frame]:
@@ -70,17 +72,21 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
     t0 = time.perf_counter()
     nodes = build_graph(spec)
     weights = float_weights(spec, nodes, BUILD / "weights")
-    c = spec.compression
-    if c.active:  # Deep Compression in float, before calibration and quantization
-        from model.compress import compress_weights
-
-        weights, _ = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
-        log(f"compression: pruned to {c.sparsity:.0%} zeros"
-            f"{' per layer' if c.per_layer else ''}"
-            + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
-               "indices)" if c.share_bits else ""))
     t1 = time.perf_counter()
     frames = demo_frames(spec)
+    c = spec.compression
+    original = None
+    if c.active:  # Deep Compression in float, before calibration and quantization
+        from model.compress import compress_weights, correct_biases
+
+        original = weights
+        weights, _ = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
+        weights = correct_biases(nodes, original, weights, [f.pixels for f in frames])
+        log("compression: "
+            + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
+               if c.sparsity else "no pruning")
+            + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
+               "indices)" if c.share_bits else "") + "; biases corrected")
     plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
     t2 = time.perf_counter()
     # The pipeline is balanced for the target, within the part's DSP slices (one
@@ -103,7 +109,7 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
         raise DoesNotFitError(f"{spec.name} does not fit {spec.target.part}: "
                               + "; ".join(problems))
     return Prepared(spec, nodes, weights, frames, plan, folding, fifo, mem,
-                    {"weights_s": t1 - t0, "calibration_s": t2 - t1})
+                    {"weights_s": t1 - t0, "calibration_s": t2 - t1}, original)
 
 
 def project_dir(spec: NetworkSpec, backend: str | None = None) -> Path:
@@ -247,4 +253,6 @@ def run_csim(prep: Prepared, hls_model, frames: list[Frame] | None = None,
 
 
 def float_logits(prep: Prepared, frame: Frame) -> np.ndarray:
-    return float_forward(prep.nodes, prep.weights, frame.pixels)[prep.nodes[-1].name]
+    """The float model's logits: the uncompressed network when the spec compresses it."""
+    weights = prep.uncompressed if prep.uncompressed is not None else prep.weights
+    return float_forward(prep.nodes, weights, frame.pixels)[prep.nodes[-1].name]

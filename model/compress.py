@@ -151,6 +151,89 @@ def share_weights(w: np.ndarray, bits: int, mask: np.ndarray | None = None,
     return SharedLayer(codebook.astype(np.float32), idx, bits, 0 if reserve_zero else None)
 
 
+def optimal_integer_clusters(values: np.ndarray, counts: np.ndarray,
+                             k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal 1-D clustering of sorted distinct integers into at most ``k`` integer centres.
+
+    Minimises sum(count * (value - centre)**2) exactly, by dynamic programming over
+    contiguous runs of the sorted values (an optimal 1-D clustering is contiguous); each
+    run's centre is its count-weighted mean rounded to the nearest integer. O(k n^2) for
+    n distinct values; n <= 256 for 8-bit weights. Returns (centres, label per value).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    c = np.asarray(counts, dtype=np.float64)
+    n = v.size
+    if n <= k:
+        return np.asarray(values, dtype=np.int64), np.arange(n)
+    s0 = np.concatenate([[0.0], np.cumsum(c)])
+    s1 = np.concatenate([[0.0], np.cumsum(c * v)])
+    s2 = np.concatenate([[0.0], np.cumsum(c * v * v)])
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")   # run values[i..j]
+    w0 = s0[j + 1] - s0[i]
+    w1 = s1[j + 1] - s1[i]
+    w2 = s2[j + 1] - s2[i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = np.rint(np.where(w0 > 0, w1 / np.where(w0 > 0, w0, 1), 0.0))
+    cost = np.where(i <= j, w2 - 2 * centre * w1 + centre * centre * w0, np.inf)
+    # best[m][j]: the cheapest m+1 runs covering values[0..j]; start[m][j]: the last run's
+    # first value
+    best = np.empty((k, n))
+    start = np.zeros((k, n), dtype=np.int64)
+    best[0] = cost[0]
+    for m in range(1, k):
+        # previous runs end at i-1, the last run is values[i..j] (i >= 1)
+        cand = best[m - 1][:-1, None] + cost[1:, :]        # (i-1 = 0..n-2, j)
+        arg = np.argmin(cand, axis=0)
+        best[m] = np.minimum(best[m - 1], cand[arg, np.arange(n)])
+        start[m] = np.where(cand[arg, np.arange(n)] < best[m - 1], arg + 1, -1)
+    centres, labels = [], np.empty(n, dtype=np.int64)
+    m, j = k - 1, n - 1
+    while j >= 0:
+        while m > 0 and start[m][j] < 0:   # fewer runs were as good
+            m -= 1
+        first = int(start[m][j]) if m > 0 else 0
+        centres.append(int(centre[first, j]))
+        labels[first:j + 1] = len(centres) - 1
+        j, m = first - 1, m - 1
+    order = np.arange(len(centres))[::-1]
+    labels = order[labels]
+    return np.asarray(centres[::-1], dtype=np.int64), labels
+
+
+def share_on_grid(w: np.ndarray, bits: int, mask: np.ndarray | None = None,
+                  weight_bits: int = 8) -> SharedLayer:
+    """Weight sharing for fixed-point hardware: clustering of the layer's integer weights.
+
+    The kernel is first rounded to its ``weight_bits`` grid (``model.quantize
+    .weight_format``, as the quantization plan will round it), then the distinct non-zero
+    kept integers, weighted by how often they occur, are clustered optimally
+    (``optimal_integer_clusters``) into ``2**bits - 1`` integer centres; entry 0 is the
+    exact zero that pruned weights point at. Every codebook entry is on the grid, so the
+    quantization plan reproduces the shared kernel exactly. (k-means from a linear
+    initialisation, as for the float size account, leaves centres in the sparse tails and
+    too few near zero, where most weights are; on integers that costs whole LSBs for
+    thousands of weights, and float centres rounded afterwards move whole clusters by the
+    same offset.)
+    """
+    from model.quantize import weight_format
+
+    if not 1 <= bits <= weight_bits:
+        raise ValueError(f"bits must be in 1..{weight_bits}, got {bits}")
+    mask = np.ones(w.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    fmt = weight_format(w[mask] if mask.any() else w, weight_bits)
+    q = fmt.quantize(w)
+    size = 2**bits
+    codebook = np.zeros(size, dtype=np.int64)
+    idx = np.zeros(w.shape, dtype=np.uint8 if size <= 256 else np.uint16)
+    keep = mask & (q != 0)
+    values, counts = np.unique(q[keep], return_counts=True)
+    if values.size:
+        centres, labels = optimal_integer_clusters(values, counts, size - 1)
+        codebook[1:1 + centres.size] = centres
+        idx[keep] = labels[np.searchsorted(values, q[keep])] + 1
+    return SharedLayer((codebook * fmt.lsb).astype(np.float32), idx, bits, 0)
+
+
 def share_all(weights: FloatWeights, masks: Masks, bits: int,
               reserve_zero: bool = True) -> dict[str, SharedLayer]:
     return {k: share_weights(w, bits, masks[k], reserve_zero) for k, (w, _) in weights.items()}
@@ -161,19 +244,49 @@ def shared_weights(weights: FloatWeights, masks: Masks,
     return {k: (shared[k].reconstruct(masks[k]), b) for k, (_, b) in weights.items()}
 
 
-def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bool = False,
-                     share_bits: int = 0) -> tuple[FloatWeights, Masks]:
-    """The float weights a ``compression:`` spec section asks for: pruned, then shared.
+def correct_biases(nodes: list[Node], original: FloatWeights, compressed: FloatWeights,
+                   frames: list[np.ndarray]) -> FloatWeights:
+    """Bias correction (Nagel et al. 2019): fold the expected shift that compression puts
+    on every output channel back into its bias.
 
-    Sharing reserves codebook entry 0 for the exact zero, so pruned weights keep index 0;
-    without pruning every mask is all True. Returns (weights, keep masks).
+    With E[x_c] the mean input of channel c over ``frames`` (the original network's
+    activations), output channel o moves by sum_{kh,kw,c} (w' - w)[kh,kw,c,o] E[x_c]; the
+    bias takes the opposite. Shared weights move whole clusters by the same amount and the
+    inputs are non-negative, so these shifts add up instead of averaging out.
+    """
+    from model.quantize import float_forward
+
+    acts = [float_forward(nodes, original, f) for f in frames]
+    out = dict(compressed)
+    for n in nodes:
+        if n.kind != "conv":
+            continue
+        src = n.inputs[0] if n.inputs[0] in acts[0] else "frame"
+        mean_x = np.mean([a[src].reshape(-1, a[src].shape[-1]).mean(axis=0) for a in acts],
+                         axis=0)
+        w, b = original[n.name]
+        w2, b2 = compressed[n.name]
+        shift = np.einsum("hwco,c->o", w2.astype(np.float64) - w, mean_x)
+        out[n.name] = (w2, (b2 - shift).astype(b2.dtype))
+    return out
+
+
+def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bool = False,
+                     share_bits: int = 0, weight_bits: int = 8) -> tuple[FloatWeights, Masks]:
+    """The float weights a ``compression:`` spec section asks for: pruned, then shared on
+    the ``weight_bits`` grid (``share_on_grid``), ready for the 8-bit hardware.
+
+    Entry 0 of every codebook is the exact zero, so pruned weights keep index 0; without
+    pruning every mask is all True. Returns (weights, keep masks).
     """
     if sparsity > 0:
         weights, masks = prune(weights, sparsity, per_layer)
     else:
         masks = {k: np.ones(w.shape, dtype=bool) for k, (w, _) in weights.items()}
     if share_bits:
-        weights = shared_weights(weights, masks, share_all(weights, masks, share_bits))
+        shared = {k: share_on_grid(w, share_bits, masks[k], weight_bits)
+                  for k, (w, _) in weights.items()}
+        weights = shared_weights(weights, masks, shared)
     return weights, masks
 
 

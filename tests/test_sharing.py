@@ -59,6 +59,70 @@ def test_codebook_indices_first_match_and_unknown_values():
         codebook_indices(np.array([4, 9]), cb)
 
 
+def test_optimal_integer_clusters_match_brute_force():
+    import itertools
+
+    from model.compress import optimal_integer_clusters
+
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        n = int(rng.integers(2, 9))
+        v = np.sort(rng.choice(np.arange(-20, 21), n, replace=False))
+        c = rng.integers(1, 50, n)
+        k = int(rng.integers(1, n + 1))
+        centres, labels = optimal_integer_clusters(v, c, k)
+        assert len(centres) <= k and np.all(np.diff(centres) > 0)
+        assert np.all(np.diff(labels) >= 0)          # contiguous runs
+        cost = int((c * (v - centres[labels]) ** 2).sum())
+        best = min(
+            sum(int((c[a:e] * (v[a:e] - np.rint((c[a:e] * v[a:e]).sum() / c[a:e].sum()))
+                     ** 2).sum()) for a, e in zip((0, *cuts), (*cuts, n)))
+            for cuts in itertools.combinations(range(1, n), k - 1))
+        assert cost == best, (v, c, k)
+    # few values: kept exactly
+    assert optimal_integer_clusters(np.array([-3, 2]), np.array([1, 1]), 5)[0].tolist() == [-3, 2]
+
+
+def test_share_on_grid_codebook_is_on_the_grid_with_zero_for_pruned():
+    from model.compress import share_on_grid
+    from model.quantize import weight_format
+
+    rng = np.random.default_rng(1)
+    w = (rng.standard_normal((3, 3, 8, 16)) * 0.1).astype(np.float32)
+    mask = rng.random(w.shape) > 0.5
+    sh = share_on_grid(w, 4, mask)
+    fmt = weight_format(w[mask], 8)
+    codes = sh.codebook / fmt.lsb
+    assert np.array_equal(codes, np.rint(codes)) and sh.codebook[0] == 0
+    assert sh.codebook.size == 16 and np.all(sh.idx[~mask] == 0)
+    shared_w = sh.reconstruct(mask)
+    assert np.unique(shared_w).size <= 16
+    # quantizing the shared kernel changes nothing: the plan sees exactly these weights
+    assert np.array_equal(fmt.quantize(shared_w) * fmt.lsb, shared_w)
+    # close to the 8-bit weights: within the spread of one cluster
+    q = fmt.quantize(w) * mask
+    assert np.abs(fmt.quantize(shared_w) - q).mean() < 2.0
+
+
+def test_bias_correction_cancels_the_mean_shift():
+    """One 1x1 conv, inputs with a non-zero mean: the corrected bias restores the mean
+    output of the uncompressed layer."""
+    from model.compress import correct_biases
+    from model.graph import Node
+    from model.quantize import float_forward
+
+    node = Node("c", "conv", ("frame",), (4, 4, 2), (4, 4, 3), kernel=1, relu=True)
+    w = np.array([[[[0.5, -0.2], [0.3, 0.1], [-0.4, 0.25]]]], dtype=np.float32)
+    b = np.array([0.1, 0.2], dtype=np.float32)
+    shifted = {"c": (w + 0.05, b)}
+    frames = [np.full((4, 4, 3), 10, dtype=np.uint8)]
+    fixed = correct_biases([node], {"c": (w, b)}, shifted, frames)
+    assert np.allclose(fixed["c"][1], b - 0.05 * 3 * 10)
+    ref = float_forward([node], {"c": (w, b)}, frames[0])["c"]
+    got = float_forward([node], fixed, frames[0])["c"]
+    assert np.allclose(ref, got, atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def shared():
     return prepare(load_spec(SHARED), log=lambda *a: None)
