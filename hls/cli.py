@@ -199,9 +199,40 @@ def cmd_compress(args) -> int:
     rep = compress_network(spec.name, nodes, weights, [f.pixels for f in frames],
                            sparsity=args.sparsity, per_layer=args.per_layer)
     print(rep.format())
+    if args.hw_bits:
+        _hardware_sharing(spec, nodes, weights, frames, args.hw_bits)
     print(f"compressed: {mbytes(rep.final_bits()):.2f} MB "
           f"(from {mbytes(rep.dense_bits):.1f} MB at 32-bit)")
     return 0
+
+
+def _hardware_sharing(spec, nodes, weights, frames, bits_list) -> None:
+    """Weight sharing as the hardware does it (spec ``compression.share_bits``): BRAM of
+    index ROMs vs 8-bit weights at the spec's folding, and the 8-bit golden model's
+    agreement with the uncompressed float model."""
+    from dataclasses import replace
+
+    from hls.flow import prepare
+    from model.compress import agreement
+    from model.quantize import float_forward, run_golden
+    from model.spec import CompressionSpec
+
+    out = nodes[-1].name
+    ref = [float_forward(nodes, weights, f.pixels)[out] for f in frames]
+    print("== weight sharing in hardware: index ROMs + codebook registers, the folding for "
+          f"{spec.target.target_cycles_per_frame:,d} cycles/frame (bit-exact in C sim and "
+          "RTL: make csim / make sim-full CONFIG=configs/squeezenet_v1_1_shared.yaml)")
+    for bits in bits_list:
+        t0 = time.perf_counter()
+        prep = prepare(replace(spec, compression=CompressionSpec(share_bits=bits)),
+                       log=lambda *a: None)
+        fmt = prep.plan.layers[out].out_fmt
+        got = [fmt.to_real(run_golden(prep.nodes, prep.plan, f.pixels)[out]) for f in frames]
+        mem = prep.memory
+        print(f"  {bits}-bit indices: weight ROMs {mem.weight_bytes:,d} bytes, "
+              f"{mem.bram18} BRAM18 ({mem.dense_bram18} with 8-bit weights: "
+              f"{mem.dense_bram18 - mem.bram18} saved); 8-bit golden vs float: "
+              f"{agreement(ref, got).format()} ({time.perf_counter() - t0:.0f} s)")
 
 
 def cmd_train(args) -> int:
@@ -335,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
                            help="fraction of kernel weights pruned (default 0.63)")
             p.add_argument("--per-layer", action="store_true",
                            help="one pruning threshold per layer (default: one global)")
+            p.add_argument("--hw-bits", type=int, nargs="*", default=[6, 4],
+                           help="index widths for the hardware weight-sharing rows "
+                                "(default 6 4; none to skip)")
             p.add_argument("--frames", type=int, default=0,
                            help="limit the agreement photos (0 = all)")
         if name == "train":

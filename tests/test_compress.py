@@ -186,3 +186,10 @@ def test_cli_prints_compressed_line(weights_cache_dir):
     assert m, last
     assert m.group(2) == "4.9" and 0.1 < float(m.group(1)) < 1.0
     assert "WITHOUT retraining" in res.stdout
+    # the hardware rows: index ROMs take fewer BRAM18 than 8-bit weights at 6 and 4 bits
+    rows = re.findall(r"  (\d)-bit indices: weight ROMs ([\d,]+) bytes, (\d+) BRAM18 \((\d+) "
+                      r"with 8-bit weights: (\d+) saved\)", res.stdout)
+    assert [r[0] for r in rows] == ["6", "4"], res.stdout
+    for bits, rom, bram, dense, saved in rows:
+        assert int(rom.replace(",", "")) == 1_231_552 * int(bits) // 8
+        assert int(bram) + int(saved) == int(dense) and int(saved) > 0
