@@ -5,6 +5,7 @@
     sqz synth --config ...   [--backend ...] [--part ...] [--clock-mhz ...]
     sqz compress --config ... [--sparsity 0.63] [--per-layer] [--frames N]
     sqz train --config configs/fashion_mnist.yaml [--epochs N] [--limit N] [--data DIR]
+    sqz finetune --config configs/squeezenet_v1_1.yaml --data DIR [--sparsity S] [--qat]
     sqz dse   [--sr 0.125,0.25] [--pct 0.5] [--grid FILE] [--full] [--engine local|ray|dask]
 """
 
@@ -307,6 +308,73 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    """Fine-tune the spec's pretrained weights (optionally pruned first) on an image folder."""
+    _quiet_tensorflow()
+    import numpy as np
+
+    from hls.flow import BUILD
+    from model.builder import float_weights
+    from model.compress import prune
+    from model.datasets import image_folder_classes, load_image_folder
+    from model.graph import build_graph
+    from model.spec import SpecError
+    from model.train import evaluate_quantized, finetune, save_weights
+
+    t_start = time.perf_counter()
+    spec = _load(args)
+    nodes = build_graph(spec)
+    if spec.height != spec.width:
+        raise SpecError(f"input: image folders give square frames, {args.config} asks for "
+                        f"{spec.height}x{spec.width}")
+    weights = float_weights(spec, nodes, BUILD / "weights")
+    root = Path(args.data)
+    folders = image_folder_classes(root)
+    if spec.classes == 1000:  # ImageNet: folders name classes, any subset of them
+        from model.imagenet import imagenet_label
+
+        labels = np.array([imagenet_label(c) for c in folders], dtype=np.int64)
+    elif len(folders) == spec.classes:
+        labels = np.arange(len(folders))
+    else:
+        raise SpecError(f"classes: {root}/train has {len(folders)} class folders, "
+                        f"{args.config} has {spec.classes} classes")
+    x, y = load_image_folder(root, spec.height, folders, "train", spec.channels)
+    y = labels[y]
+    if (root / "val").is_dir():
+        x_val, y_val = load_image_folder(root, spec.height, folders, "val", spec.channels)
+        y_val, what = labels[y_val], f"{root}/val"
+    else:
+        x_val, y_val, what = x, y, "the training images (no val/ folder)"
+    masks = None
+    if args.sparsity:
+        weights, masks = prune(weights, args.sparsity, args.per_layer)
+    calib = x[np.random.default_rng(spec.seed + 1).permutation(len(y))[:32]]
+    before = evaluate_quantized(spec, nodes, weights, x_val, y_val, list(calib))
+    out = BUILD / "train" / f"{spec.name}_finetune"
+    print(f"== {spec.name}: fine-tuning the {spec.weights} weights"
+          f"{f' pruned to {args.sparsity:.0%} zeros (kept at zero)' if masks else ''} on "
+          f"{len(y)} images of {len(folders)} classes ({root}); {args.epochs} epochs, batch "
+          f"{args.batch_size}, {args.optimizer} lr {args.lr}"
+          f"{', quantization-aware' if args.qat else ''}; checkpoints in {out}")
+    res = finetune(spec, nodes, weights, x, y, lr=args.lr, epochs=args.epochs,
+                   batch_size=args.batch_size, optimizer=args.optimizer, checkpoint_dir=out,
+                   resume=not args.restart, quantized=args.qat, masks=masks, )
+    after = evaluate_quantized(spec, nodes, res.weights, x_val, y_val, list(calib))
+    path = save_weights(out / "weights.npz", res.weights)
+    if masks:
+        kept_zero = all(np.all(res.weights[k][0][~m] == 0) for k, m in masks.items())
+        zeros = sum(int((res.weights[k][0] == 0).sum()) for k in masks)
+        total = sum(m.size for m in masks.values())
+        print(f"pruned weights still zero: {kept_zero} ({zeros / total:.1%} of conv weights)")
+    print(f"top-1 on {len(y_val)} images of {what}:")
+    print(f"  before: float {before.float_accuracy:.2%}, 8-bit golden {before.int8_accuracy:.2%}")
+    print(f"  after:  float {after.float_accuracy:.2%}, 8-bit golden {after.int8_accuracy:.2%}")
+    print(f"fine-tuned weights: {path} (use them with 'weights: {path}' in a spec)")
+    print(f"time: {time.perf_counter() - t_start:.1f} s (training {res.seconds:.1f} s)")
+    return 0
+
+
 def cmd_dse(args) -> int:
     """SR x pct3x3 design-space exploration (paper Section 5): size, hardware, accuracy."""
     _quiet_tensorflow()
@@ -348,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                              "Deep Compression sizes: pruning, weight sharing, Huffman"),
                             ("train", cmd_train,
                              "train (BatchNorm, resumable), fold, 8-bit test accuracy"),
+                            ("finetune", cmd_finetune,
+                             "fine-tune pretrained (optionally pruned) weights on an image "
+                             "folder"),
                             ("dse", cmd_dse,
                              "SR x pct3x3 sweep: size, folding, BRAM, fps, accuracy")):
         p = sub.add_parser(name, help=help_)
@@ -371,6 +442,21 @@ def main(argv: list[str] | None = None) -> int:
                                 "(default 6 4; none to skip)")
             p.add_argument("--frames", type=int, default=0,
                            help="limit the agreement photos (0 = all)")
+        if name == "finetune":
+            p.add_argument("--data", required=True, type=Path,
+                           help="image folder <dir>/train/<class>/*.jpg (ImageNet specs: "
+                                "folders named by class name or index), optional val/")
+            p.add_argument("--sparsity", type=float, default=0.0,
+                           help="prune to this fraction of zeros first, kept at zero")
+            p.add_argument("--per-layer", action="store_true",
+                           help="one pruning threshold per layer (default: one global)")
+            p.add_argument("--epochs", type=int, default=1, help="default 1")
+            p.add_argument("--batch-size", type=int, default=16, help="default 16")
+            p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+            p.add_argument("--lr", type=float, default=1e-4, help="default 1e-4")
+            p.add_argument("--qat", action="store_true", help="quantization-aware (QKeras)")
+            p.add_argument("--restart", action="store_true",
+                           help="ignore an existing checkpoint")
         if name == "train":
             p.add_argument("--data", default="fashion-mnist",
                            help="'fashion-mnist' or an image folder <dir>/train/<class>/*.jpg")

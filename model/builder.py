@@ -51,6 +51,8 @@ def float_weights(spec: NetworkSpec, nodes: list[Node], cache_dir: Path) -> Floa
     """Weights keyed by node name, with the Caffe mean folded into conv1 (raw-pixel input)."""
     if spec.weights == "random":
         return random_weights(nodes, spec.seed)
+    if spec.weights.endswith(".npz"):
+        return file_weights(spec.weights, nodes)
     from model.weights import fetch_squeezenet_v11
 
     raw = fetch_squeezenet_v11(cache_dir)
@@ -61,6 +63,33 @@ def float_weights(spec: NetworkSpec, nodes: list[Node], cache_dir: Path) -> Floa
             out[n.name] = (np.asarray(w, np.float32), np.asarray(b, np.float32))
     w1, b1 = out["conv1"]
     out["conv1"] = (w1, fold_mean_into_bias(w1, b1, CAFFE_BGR_MEAN))
+    return out
+
+
+def file_weights(path: str | Path, nodes: list[Node]) -> FloatWeights:
+    """Folded raw-pixel weights saved by ``model.train.save_weights`` (make train, sqz
+    finetune), checked against the network: every conv present, shapes equal."""
+    from model.train import load_weights
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path} (written by make train or "
+                                "sqz finetune; relative paths are taken from the current "
+                                "directory)")
+    loaded = load_weights(path)
+    out: FloatWeights = {}
+    for n in nodes:
+        if n.kind != "conv":
+            continue
+        if n.name not in loaded:
+            raise ValueError(f"{path}: no weights for {n.name} (has {', '.join(loaded)})")
+        w, b = loaded[n.name]
+        want = (n.kernel, n.kernel, n.in_shape[2], n.out_shape[2])
+        if tuple(w.shape) != want or tuple(b.shape) != (n.out_shape[2],):
+            raise ValueError(f"{path}: {n.name} has kernel {tuple(w.shape)} and bias "
+                             f"{tuple(b.shape)}, the network needs {want} and "
+                             f"({n.out_shape[2]},)")
+        out[n.name] = (np.asarray(w, np.float32), np.asarray(b, np.float32))
     return out
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLASS_NAMES_FILE", "NUM_CLASSES", "imagenet_class_names", "top_k"]
+__all__ = ["CLASS_NAMES_FILE", "NUM_CLASSES", "imagenet_class_names", "imagenet_label",
+           "top_k"]
 
 NUM_CLASSES = 1000
 CLASS_NAMES_FILE = Path(__file__).resolve().parent / "data" / "imagenet_classes.txt"
@@ -38,6 +39,26 @@ def _class_names() -> tuple[str, ...]:
     if len(set(names)) != NUM_CLASSES:
         raise ValueError(f"{CLASS_NAMES_FILE} has duplicate class names")
     return names
+
+
+def imagenet_label(folder: str) -> int:
+    """The class index an image-folder name stands for: a class name (case and '_' vs ' '
+    do not matter, e.g. ``Egyptian_cat``) or an index ``0``..``999``."""
+    text = folder.strip()
+    if text.isdigit():
+        if int(text) < NUM_CLASSES:
+            return int(text)
+        raise ValueError(f"class folder {folder!r}: ImageNet indices are 0..{NUM_CLASSES - 1}")
+    key = text.replace("_", " ").lower()
+    lookup = {name.lower(): i for i, name in enumerate(_class_names())}
+    if key in lookup:
+        return lookup[key]
+    import difflib
+
+    close = difflib.get_close_matches(key, lookup, n=3)
+    hint = f"; close: {', '.join(repr(c) for c in close)}" if close else ""
+    raise ValueError(f"class folder {folder!r} is not an ImageNet class name or index "
+                     f"0..{NUM_CLASSES - 1} (names: {CLASS_NAMES_FILE}){hint}")
 
 
 def imagenet_class_names() -> list[str]:

@@ -179,6 +179,17 @@ def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _weights_source(value: Any) -> str:
+    """'imagenet', 'random', or a .npz of folded weights (``make train`` / ``sqz finetune``)."""
+    if isinstance(value, str) and value.endswith(".npz"):
+        return value
+    if value not in WEIGHT_SOURCES:
+        raise SpecError(f"weights: {value!r} is not allowed; allowed: "
+                        f"{', '.join(WEIGHT_SOURCES)}, or the path of a .npz of weights "
+                        "written by make train / sqz finetune")
+    return value
+
+
 def _positive(where: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise SpecError(f"{where}: expected a positive integer, got {value!r}")
@@ -248,7 +259,7 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
         width=_positive("input.width", inp.get("width", 227)),
         channels=_positive("input.channels", inp.get("channels", 3)),
         classes=_positive("classes", raw.get("classes", 1000)),
-        weights=_choice("weights", raw.get("weights", "imagenet"), WEIGHT_SOURCES),
+        weights=_weights_source(raw.get("weights", "imagenet")),
         seed=int(raw.get("seed", 0)),
         bypass=_choice("bypass", raw.get("bypass", "none"), BYPASS_MODES),
         n_fire=n_fire,

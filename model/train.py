@@ -296,6 +296,7 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
           quantized: bool = False, weights: FloatWeights | None = None,
           act_integer: int | dict[str, int] = 3, dropout: float = 0.5,
           stop_after: int | None = None, verbose: int | None = None,
+          masks: dict[str, np.ndarray] | None = None,
           log: Callable[[str], None] = print) -> TrainResult:
     """Train the network of ``spec`` on uint8 images ``x`` (N, H, W, C) with labels ``y``.
 
@@ -305,7 +306,10 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
     model and optimizer are saved after every epoch; with ``resume`` a run with the same
     spec, data and settings continues from the last finished epoch (a finished run is just
     reloaded), others start afresh. ``stop_after`` ends this call after that many epochs in
-    total (the schedule still spans ``epochs``): an interruption on purpose.
+    total (the schedule still spans ``epochs``): an interruption on purpose. ``masks``
+    (``{conv name: bool array shaped like its kernel}``, False = pruned) keep pruned
+    weights at zero: they are re-zeroed after every optimizer step (Deep Compression's
+    retraining of a pruned network).
     """
     tf = _tf()
     if lr_schedule not in SCHEDULES:
@@ -328,7 +332,8 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
     steps_per_epoch = -(-x.shape[0] // batch_size)
     settings = {"epochs": epochs, "batch_size": batch_size, "schedule": lr_schedule, "lr": lr,
                     "optimizer": optimizer, "seed": seed, "quantized": quantized, "dropout": dropout,
-                    "act_integer": act_integer, "start": _weights_digest(weights)}
+                    "act_integer": act_integer, "start": _weights_digest(weights),
+                    "masks": _masks_digest(masks)}
 
     enable_determinism(seed)
     model = build_trainable(spec, nodes, weights, quantized=quantized, act_integer=act_integer,
@@ -336,6 +341,9 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
     if weights is not None:
         sample = x[np.random.default_rng([seed, 1 << 20]).permutation(x.shape[0])[:512]]
         init_bn_from_data(model, nodes, sample)
+    callbacks = []
+    if masks:
+        callbacks.append(_keep_pruned(tf, model, nodes, masks))
     opt = _make_optimizer(tf, optimizer, lr_schedule, lr, epochs * steps_per_epoch)
     model.compile(optimizer=opt,
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -367,7 +375,7 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
         if verbose:
             log(f"epoch {epoch + 1}/{epochs}")
         h = model.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False,
-                      validation_data=val, verbose=verbose)
+                      validation_data=val, verbose=verbose, callbacks=callbacks)
         record = {k: float(v[-1]) for k, v in h.history.items()}
         record["epoch"] = epoch + 1
         history.append(record)
@@ -382,6 +390,40 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
                     old.unlink()
     return TrainResult(model, fold_batchnorm(model, nodes), history, max(start, stop), start,
                        time.perf_counter() - t0)
+
+
+def _keep_pruned(tf, model, nodes: list[Node], masks: dict[str, np.ndarray]):
+    """A callback that multiplies every masked conv kernel by its mask after each step."""
+    pairs = []
+    for n in nodes:
+        if n.kind != "conv" or n.name not in masks:
+            continue
+        kernel = model.get_layer(n.name).kernel
+        m = np.asarray(masks[n.name], dtype=bool)
+        if m.shape != tuple(kernel.shape):
+            raise ValueError(f"{n.name}: mask shape {m.shape} differs from the kernel's "
+                             f"{tuple(kernel.shape)}")
+        pairs.append((kernel, tf.constant(m, dtype=kernel.dtype)))
+    unknown = sorted(set(masks) - {n.name for n in nodes if n.kind == "conv"})
+    if unknown:
+        raise ValueError(f"masks for unknown conv layers: {', '.join(unknown)}")
+
+    def apply(*_args) -> None:
+        for kernel, m in pairs:
+            kernel.assign(kernel * m)
+
+    apply()  # the starting weights already obey the masks
+    return tf.keras.callbacks.LambdaCallback(on_train_batch_end=apply)
+
+
+def _masks_digest(masks: dict[str, np.ndarray] | None) -> str:
+    if not masks:
+        return "none"
+    h = hashlib.sha256()
+    for k in sorted(masks):
+        h.update(k.encode())
+        h.update(np.packbits(np.asarray(masks[k], dtype=bool)).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _weights_digest(weights: FloatWeights | None) -> str:

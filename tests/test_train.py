@@ -342,3 +342,25 @@ def test_cli_train_on_an_image_folder(tmp_path: Path, monkeypatch, capsys) -> No
     assert "8-bit accuracy (golden model, bit-exact)" in out and "float accuracy" in out
     weights = load_weights(tmp_path / "build" / "train" / "train_tiny16" / "weights.npz")
     assert set(weights) == {n.name for n in build_graph(spec_from_dict(TINY)) if n.kind == "conv"}
+
+
+def test_finetune_keeps_pruned_weights_at_zero(tiny) -> None:
+    """Deep Compression retraining: masked weights stay exactly zero, the others move."""
+    from model.builder import random_weights
+    from model.compress import prune
+    from model.train import finetune
+
+    spec, nodes = tiny
+    pruned, masks = prune(random_weights(nodes, 3), 0.5, per_layer=True)
+    x, y = quadrant_data(64, 4)
+    res = finetune(spec, nodes, pruned, x, y, lr=1e-2, epochs=1, batch_size=16, verbose=0,
+                   masks=masks)
+    moved = 0
+    for name, m in masks.items():
+        k = res.weights[name][0]
+        assert np.all(k[~m] == 0), f"{name}: a pruned weight came back"
+        moved += int(np.sum(k[m] != pruned[name][0][m]))
+    assert moved > 0.9 * sum(int(m.sum()) for m in masks.values())
+    with pytest.raises(ValueError, match="masks for unknown conv layers: nope"):
+        finetune(spec, nodes, pruned, x, y, lr=1e-2, epochs=1, verbose=0,
+                 masks={**masks, "nope": np.ones(1, bool)})
