@@ -225,3 +225,15 @@ def test_shared_gxx_testbench_and_a_corrupted_codebook(shared, shared_project):
         cb.write_text(original)
     frames, compared, mismatches = parse_summary(stdout)
     assert (frames, compared) == (3, 30) and mismatches > 0 and rc != 0, stdout
+
+
+@pytest.mark.csim
+def test_shared_csim_vivado_backend(shared, tmp_path):
+    """The same rewrite works with hls4ml's Vivado backend templates."""
+    _, hls_model = build_project(shared, backend="Vivado", out_dir=tmp_path / "vivado",
+                                 log=lambda *a: None)
+    res = run_csim(shared, hls_model, shared.frames[:2])
+    assert res.frames == 2 and res.compared > 0 and res.mismatches == 0, res.first_mismatch
+    params = (tmp_path / "vivado" / "firmware" / "parameters.h").read_text()
+    convs = [n for n in shared.nodes if n.kind == "conv"]
+    assert params.count("nnet::product::sqz_codebook<") == len(convs)
