@@ -315,7 +315,7 @@ def cmd_finetune(args) -> int:
 
     from hls.flow import BUILD
     from model.builder import float_weights
-    from model.compress import prune
+    from model.compress import check_no_layer_emptied, prune
     from model.datasets import image_folder_classes, load_image_folder
     from model.graph import build_graph
     from model.spec import SpecError
@@ -324,37 +324,55 @@ def cmd_finetune(args) -> int:
     t_start = time.perf_counter()
     spec = _load(args)
     nodes = build_graph(spec)
-    if spec.height != spec.width:
-        raise SpecError(f"input: image folders give square frames, {args.config} asks for "
-                        f"{spec.height}x{spec.width}")
     weights = float_weights(spec, nodes, BUILD / "weights")
-    root = Path(args.data)
-    folders = image_folder_classes(root)
-    if spec.classes == 1000:  # ImageNet: folders name classes, any subset of them
-        from model.imagenet import imagenet_label
+    if args.data == "fashion-mnist":
+        from model.datasets import load_fashion_mnist
 
-        labels = np.array([imagenet_label(c) for c in folders], dtype=np.int64)
-    elif len(folders) == spec.classes:
-        labels = np.arange(len(folders))
+        if spec.classes != 10:
+            raise SpecError(f"classes: Fashion-MNIST has 10 classes, {args.config} has "
+                            f"{spec.classes}")
+        shape = {"height": spec.height, "width": spec.width, "channels": spec.channels}
+        x, y = load_fashion_mnist(split="train", **shape)
+        x_val, y_val = load_fashion_mnist(split="test", **shape)
+        what, n_classes, root = "the Fashion-MNIST test set", 10, "fashion-mnist"
     else:
-        raise SpecError(f"classes: {root}/train has {len(folders)} class folders, "
-                        f"{args.config} has {spec.classes} classes")
-    x, y = load_image_folder(root, spec.height, folders, "train", spec.channels)
-    y = labels[y]
-    if (root / "val").is_dir():
-        x_val, y_val = load_image_folder(root, spec.height, folders, "val", spec.channels)
-        y_val, what = labels[y_val], f"{root}/val"
-    else:
-        x_val, y_val, what = x, y, "the training images (no val/ folder)"
+        if spec.height != spec.width:
+            raise SpecError(f"input: image folders give square frames, {args.config} asks "
+                            f"for {spec.height}x{spec.width}")
+        root = Path(args.data)
+        folders = image_folder_classes(root)
+        if spec.classes == 1000:  # ImageNet: folders name classes, any subset of them
+            from model.imagenet import imagenet_label
+
+            labels = np.array([imagenet_label(c) for c in folders], dtype=np.int64)
+        elif len(folders) == spec.classes:
+            labels = np.arange(len(folders))
+        else:
+            raise SpecError(f"classes: {root}/train has {len(folders)} class folders, "
+                            f"{args.config} has {spec.classes} classes")
+        x, y = load_image_folder(root, spec.height, folders, "train", spec.channels)
+        y = labels[y]
+        if (root / "val").is_dir():
+            x_val, y_val = load_image_folder(root, spec.height, folders, "val", spec.channels)
+            y_val, what = labels[y_val], f"{root}/val"
+        else:
+            x_val, y_val, what = x, y, "the training images (no val/ folder)"
+        n_classes = len(folders)
+    if args.limit and args.limit < len(y):  # a seeded subset
+        keep = np.sort(np.random.default_rng(spec.seed).permutation(len(y))[:args.limit])
+        x, y = x[keep], y[keep]
+    if args.test_images and args.test_images < len(y_val):
+        x_val, y_val = x_val[:args.test_images], y_val[:args.test_images]
     masks = None
     if args.sparsity:
         weights, masks = prune(weights, args.sparsity, args.per_layer)
+        check_no_layer_emptied(masks, args.sparsity, args.per_layer)
     calib = x[np.random.default_rng(spec.seed + 1).permutation(len(y))[:32]]
     before = evaluate_quantized(spec, nodes, weights, x_val, y_val, list(calib))
     out = BUILD / "train" / f"{spec.name}_finetune"
     print(f"== {spec.name}: fine-tuning the {spec.weights} weights"
           f"{f' pruned to {args.sparsity:.0%} zeros (kept at zero)' if masks else ''} on "
-          f"{len(y)} images of {len(folders)} classes ({root}); {args.epochs} epochs, batch "
+          f"{len(y)} images of {n_classes} classes ({root}); {args.epochs} epochs, batch "
           f"{args.batch_size}, {args.optimizer} lr {args.lr}"
           f"{', quantization-aware' if args.qat else ''}; checkpoints in {out}")
     res = finetune(spec, nodes, weights, x, y, lr=args.lr, epochs=args.epochs,
@@ -443,9 +461,14 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--frames", type=int, default=0,
                            help="limit the agreement photos (0 = all)")
         if name == "finetune":
-            p.add_argument("--data", required=True, type=Path,
+            p.add_argument("--data", required=True,
                            help="image folder <dir>/train/<class>/*.jpg (ImageNet specs: "
-                                "folders named by class name or index), optional val/")
+                                "folders named by class name or index), optional val/; or "
+                                "'fashion-mnist'")
+            p.add_argument("--limit", type=int, default=0,
+                           help="train on a seeded subset of this many images (0 = all)")
+            p.add_argument("--test-images", type=int, default=0,
+                           help="evaluate on the first N test images (0 = all)")
             p.add_argument("--sparsity", type=float, default=0.0,
                            help="prune to this fraction of zeros first, kept at zero")
             p.add_argument("--per-layer", action="store_true",

@@ -87,6 +87,22 @@ def prune(weights: FloatWeights, sparsity: float, per_layer: bool = False,
     return apply_masks(weights, new_masks), new_masks
 
 
+def check_no_layer_emptied(masks: Masks, sparsity: float, per_layer: bool) -> None:
+    """Refuse masks that prune every weight of a layer: that network computes nothing.
+
+    Global thresholds do this to a layer whose weights are far smaller than the others'
+    (e.g. conv1 of a network trained on 1/256-scaled pixels, with the scale folded in).
+    """
+    emptied = [k for k, m in masks.items() if m.size and not m.any()]
+    if emptied:
+        how = "per-layer" if per_layer else "global"
+        hint = "" if per_layer else (" (their weights are far smaller than the others', "
+                                     "e.g. an input scale folded into conv1); prune per "
+                                     "layer instead")
+        raise ValueError(f"{how} pruning to {sparsity:.0%} removes every weight of "
+                         f"{', '.join(emptied)}{hint}")
+
+
 def apply_masks(weights: FloatWeights, masks: Masks) -> FloatWeights:
     """Kernels with the pruned positions set to zero (dtype kept); biases unchanged."""
     return {k: ((w * masks[k]).astype(w.dtype) if k in masks else w, b)
@@ -281,6 +297,7 @@ def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bo
     """
     if sparsity > 0:
         weights, masks = prune(weights, sparsity, per_layer)
+        check_no_layer_emptied(masks, sparsity, per_layer)
     else:
         masks = {k: np.ones(w.shape, dtype=bool) for k, (w, _) in weights.items()}
     if share_bits:

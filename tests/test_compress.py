@@ -193,3 +193,13 @@ def test_cli_prints_compressed_line(weights_cache_dir):
     for bits, rom, bram, dense, saved in rows:
         assert int(rom.replace(",", "")) == 1_231_552 * int(bits) // 8
         assert int(bram) + int(saved) == int(dense) and int(saved) > 0
+
+
+def test_compress_weights_refuses_to_empty_a_layer():
+    w = {"small": (np.full((1, 1, 2, 2), 1e-3, np.float32), np.zeros(2, np.float32)),
+         "big": (np.arange(1, 9, dtype=np.float32).reshape(1, 1, 2, 4), np.zeros(4, np.float32))}
+    with pytest.raises(ValueError, match="global pruning to 40% removes every weight of "
+                                         "small.*prune per layer instead"):
+        mc.compress_weights(w, 0.4)
+    _, masks = mc.compress_weights(w, 0.4, per_layer=True)
+    assert masks["small"].sum() == 2 and masks["big"].sum() == 5

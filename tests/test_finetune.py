@@ -105,3 +105,21 @@ def test_finetune_cli_refuses_unknown_class_folders(tmp_path):
                          timeout=300, check=False)
     assert res.returncode != 0
     assert "'expresso' is not an ImageNet class name" in res.stderr + res.stdout
+
+
+def test_finetune_cli_on_fashion_mnist_keeps_pruned_zeros():
+    from model.datasets import FASHION_MNIST_ROOT
+
+    if not (FASHION_MNIST_ROOT / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST not in {FASHION_MNIST_ROOT} "
+                    "(apt-get install dataset-fashion-mnist; .ci/run does)")
+    res = subprocess.run([sys.executable, "-m", "hls.cli", "finetune", "--config",
+                          str(REPO / "configs" / "fashion_mnist.yaml"), "--data",
+                          "fashion-mnist", "--sparsity", "0.5", "--limit", "256",
+                          "--test-images", "64", "--batch-size", "64", "--restart"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    out = res.stdout
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "on 256 images of 10 classes (fashion-mnist)" in out
+    assert "pruned weights still zero: True (50.0% of conv weights)" in out
+    assert "top-1 on 64 images of the Fashion-MNIST test set:" in out
