@@ -115,7 +115,7 @@ def test_finetune_cli_on_fashion_mnist_keeps_pruned_zeros():
                     "(apt-get install dataset-fashion-mnist; .ci/run does)")
     res = subprocess.run([sys.executable, "-m", "hls.cli", "finetune", "--config",
                           str(REPO / "configs" / "fashion_mnist.yaml"), "--data",
-                          "fashion-mnist", "--sparsity", "0.5", "--limit", "256",
+                          "fashion-mnist", "--sparsity", "0.5", "--per-layer", "--limit", "256",
                           "--test-images", "64", "--batch-size", "64", "--restart"],
                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     out = res.stdout
