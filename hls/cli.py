@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_CONFIG = "configs/squeezenet_v1_1.yaml"
@@ -236,50 +236,93 @@ def _hardware_sharing(spec, nodes, weights, frames, bits_list) -> None:
               f"{agreement(ref, got).format()} ({time.perf_counter() - t0:.0f} s)")
 
 
+@dataclass
+class _Labelled:
+    x: object
+    y: object
+    x_test: object
+    y_test: object
+    test_what: str     # where the test images come from, for messages
+    classes: int       # classes present in the data
+    source: str
+
+
+def _labelled_data(spec, args, imagenet_names: bool, without_val: str) -> _Labelled:
+    """Training and test images for ``train`` / ``finetune``: ``args.data`` is
+    'fashion-mnist' or an image folder ``<dir>/train/<class>/`` (optional ``val/``).
+
+    With ``imagenet_names`` and a 1000-class spec the folders name ImageNet classes (any
+    subset); otherwise there is one folder per class of the spec. Without ``val/`` the
+    test images are a seeded tenth held out of ``train/`` (``without_val='hold out'``) or
+    the training images themselves (``'train'``). ``args.limit`` keeps a seeded subset of
+    the training images, ``args.test_images`` the first test images.
+    """
+    import numpy as np
+
+    from model.datasets import image_folder_classes, load_fashion_mnist, load_image_folder
+    from model.spec import SpecError
+
+    if args.data == "fashion-mnist":
+        if spec.classes != 10:
+            raise SpecError(f"classes: Fashion-MNIST has 10 classes, {args.config} has "
+                            f"{spec.classes}")
+        shape = {"height": spec.height, "width": spec.width, "channels": spec.channels}
+        x, y = load_fashion_mnist(split="train", **shape)
+        x_test, y_test = load_fashion_mnist(split="test", **shape)
+        test_what, classes = "the Fashion-MNIST test set", 10
+    else:
+        root = Path(args.data)
+        if spec.height != spec.width:
+            raise SpecError(f"input: image folders give square frames, {args.config} asks "
+                            f"for {spec.height}x{spec.width}")
+        folders = image_folder_classes(root)
+        if imagenet_names and spec.classes == 1000:
+            from model.imagenet import imagenet_label
+
+            labels = np.array([imagenet_label(c) for c in folders], dtype=np.int64)
+        elif len(folders) == spec.classes:
+            labels = np.arange(len(folders))
+        else:
+            raise SpecError(f"classes: {root}/train has {len(folders)} class folders, "
+                            f"{args.config} has {spec.classes} classes")
+        x, y = load_image_folder(root, spec.height, folders, "train", spec.channels)
+        y = labels[y]
+        classes = len(folders)
+        if (root / "val").is_dir():
+            x_test, y_test = load_image_folder(root, spec.height, folders, "val",
+                                               spec.channels)
+            y_test, test_what = labels[y_test], f"{root}/val"
+        elif without_val == "hold out":  # a seeded tenth of train/
+            perm = np.random.default_rng(spec.seed).permutation(len(y))
+            cut = max(1, len(y) // 10)
+            x_test, y_test, x, y = x[perm[:cut]], y[perm[:cut]], x[perm[cut:]], y[perm[cut:]]
+            test_what = f"{cut} images held out of {root}/train"
+            print(f"no {root}/val: holding out {cut} training images for testing")
+        else:
+            x_test, y_test, test_what = x, y, "the training images (no val/ folder)"
+    if args.limit and args.limit < len(y):  # a seeded subset, every class represented
+        keep = np.sort(np.random.default_rng(spec.seed).permutation(len(y))[:args.limit])
+        x, y = x[keep], y[keep]
+    if args.test_images and args.test_images < len(y_test):
+        x_test, y_test = x_test[:args.test_images], y_test[:args.test_images]
+    return _Labelled(x, y, x_test, y_test, test_what, classes, str(args.data))
+
+
 def cmd_train(args) -> int:
     """Train the spec's network (BatchNorm, optionally QAT), fold, save, evaluate 8-bit."""
     _quiet_tensorflow()
     import numpy as np
 
     from hls.flow import BUILD
-    from model.datasets import image_folder_classes, load_fashion_mnist, load_image_folder
     from model.graph import build_graph
-    from model.spec import SpecError
     from model.train import evaluate_quantized, keras_accuracy, save_weights, train
 
     t_start = time.perf_counter()
     spec = _load(args)
     nodes = build_graph(spec)
-    shape = {"height": spec.height, "width": spec.width, "channels": spec.channels}
-    if args.data == "fashion-mnist":
-        if spec.classes != 10:
-            raise SpecError(f"classes: Fashion-MNIST has 10 classes, {args.config} has "
-                            f"{spec.classes}")
-        x, y = load_fashion_mnist(split="train", **shape)
-        x_test, y_test = load_fashion_mnist(split="test", **shape)
-    else:
-        root = Path(args.data)
-        if spec.height != spec.width:
-            raise SpecError(f"input: image folders give square frames, {args.config} asks "
-                            f"for {spec.height}x{spec.width}")
-        classes = image_folder_classes(root)
-        if len(classes) != spec.classes:
-            raise SpecError(f"classes: {root}/train has {len(classes)} class folders, "
-                            f"{args.config} has {spec.classes} classes")
-        x, y = load_image_folder(root, spec.height, classes, "train", spec.channels)
-        if (root / "val").is_dir():
-            x_test, y_test = load_image_folder(root, spec.height, classes, "val",
-                                               spec.channels)
-        else:  # hold out a seeded tenth of train/
-            perm = np.random.default_rng(spec.seed).permutation(len(y))
-            cut = max(1, len(y) // 10)
-            x_test, y_test, x, y = x[perm[:cut]], y[perm[:cut]], x[perm[cut:]], y[perm[cut:]]
-            print(f"no {root}/val: holding out {cut} training images for testing")
-    if args.limit and args.limit < len(y):  # a seeded subset, every class represented
-        keep = np.sort(np.random.default_rng(spec.seed).permutation(len(y))[:args.limit])
-        x, y = x[keep], y[keep]
-    n_test = min(args.test_images, len(y_test)) if args.test_images else len(y_test)
-    x_test, y_test = x_test[:n_test], y_test[:n_test]
+    data = _labelled_data(spec, args, imagenet_names=False, without_val="hold out")
+    x, y, x_test, y_test = data.x, data.y, data.x_test, data.y_test
+    n_test = len(y_test)
     calib = x[np.random.default_rng(spec.seed + 1).permutation(len(y))[:args.calib]]
     out = BUILD / "train" / spec.name
     print(f"== {spec.name}: training on {len(y)} images ({args.data}), testing on {n_test}; "
@@ -316,53 +359,15 @@ def cmd_finetune(args) -> int:
     from hls.flow import BUILD
     from model.builder import float_weights
     from model.compress import check_no_layer_emptied, prune
-    from model.datasets import image_folder_classes, load_image_folder
     from model.graph import build_graph
-    from model.spec import SpecError
     from model.train import evaluate_quantized, finetune, save_weights
 
     t_start = time.perf_counter()
     spec = _load(args)
     nodes = build_graph(spec)
     weights = float_weights(spec, nodes, BUILD / "weights")
-    if args.data == "fashion-mnist":
-        from model.datasets import load_fashion_mnist
-
-        if spec.classes != 10:
-            raise SpecError(f"classes: Fashion-MNIST has 10 classes, {args.config} has "
-                            f"{spec.classes}")
-        shape = {"height": spec.height, "width": spec.width, "channels": spec.channels}
-        x, y = load_fashion_mnist(split="train", **shape)
-        x_val, y_val = load_fashion_mnist(split="test", **shape)
-        what, n_classes, root = "the Fashion-MNIST test set", 10, "fashion-mnist"
-    else:
-        if spec.height != spec.width:
-            raise SpecError(f"input: image folders give square frames, {args.config} asks "
-                            f"for {spec.height}x{spec.width}")
-        root = Path(args.data)
-        folders = image_folder_classes(root)
-        if spec.classes == 1000:  # ImageNet: folders name classes, any subset of them
-            from model.imagenet import imagenet_label
-
-            labels = np.array([imagenet_label(c) for c in folders], dtype=np.int64)
-        elif len(folders) == spec.classes:
-            labels = np.arange(len(folders))
-        else:
-            raise SpecError(f"classes: {root}/train has {len(folders)} class folders, "
-                            f"{args.config} has {spec.classes} classes")
-        x, y = load_image_folder(root, spec.height, folders, "train", spec.channels)
-        y = labels[y]
-        if (root / "val").is_dir():
-            x_val, y_val = load_image_folder(root, spec.height, folders, "val", spec.channels)
-            y_val, what = labels[y_val], f"{root}/val"
-        else:
-            x_val, y_val, what = x, y, "the training images (no val/ folder)"
-        n_classes = len(folders)
-    if args.limit and args.limit < len(y):  # a seeded subset
-        keep = np.sort(np.random.default_rng(spec.seed).permutation(len(y))[:args.limit])
-        x, y = x[keep], y[keep]
-    if args.test_images and args.test_images < len(y_val):
-        x_val, y_val = x_val[:args.test_images], y_val[:args.test_images]
+    data = _labelled_data(spec, args, imagenet_names=True, without_val="train")
+    x, y, x_val, y_val = data.x, data.y, data.x_test, data.y_test
     masks = None
     if args.sparsity:
         weights, masks = prune(weights, args.sparsity, args.per_layer)
@@ -372,7 +377,7 @@ def cmd_finetune(args) -> int:
     out = BUILD / "train" / f"{spec.name}_finetune"
     print(f"== {spec.name}: fine-tuning the {spec.weights} weights"
           f"{f' pruned to {args.sparsity:.0%} zeros (kept at zero)' if masks else ''} on "
-          f"{len(y)} images of {n_classes} classes ({root}); {args.epochs} epochs, batch "
+          f"{len(y)} images of {data.classes} classes ({data.source}); {args.epochs} epochs, batch "
           f"{args.batch_size}, {args.optimizer} lr {args.lr}"
           f"{', quantization-aware' if args.qat else ''}; checkpoints in {out}")
     res = finetune(spec, nodes, weights, x, y, lr=args.lr, epochs=args.epochs,
@@ -385,7 +390,7 @@ def cmd_finetune(args) -> int:
         zeros = sum(int((res.weights[k][0] == 0).sum()) for k in masks)
         total = sum(m.size for m in masks.values())
         print(f"pruned weights still zero: {kept_zero} ({zeros / total:.1%} of conv weights)")
-    print(f"top-1 on {len(y_val)} images of {what}:")
+    print(f"top-1 on {len(y_val)} images of {data.test_what}:")
     print(f"  before: float {before.float_accuracy:.2%}, 8-bit golden {before.int8_accuracy:.2%}")
     print(f"  after:  float {after.float_accuracy:.2%}, 8-bit golden {after.int8_accuracy:.2%}")
     print(f"fine-tuned weights: {path} (use them with 'weights: {path}' in a spec)")

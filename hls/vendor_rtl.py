@@ -50,8 +50,11 @@ class VendorInterface:
     inputs: list[Channel] = field(default_factory=list)    # one per element (or packed)
     outputs: list[Channel] = field(default_factory=list)
     start: list[str] = field(default_factory=list)         # ap_start, ap_continue
-    ignored_outputs: list[str] = field(default_factory=list)
-    ignored: list[Port] = field(default_factory=list)
+    ignored: list[Port] = field(default_factory=list)      # ap_done, ap_idle, ap_ready ...
+
+    @property
+    def ignored_outputs(self) -> list[str]:
+        return [p.name for p in self.ignored]
 
 
 def _strip_comments(text: str) -> str:
@@ -148,7 +151,6 @@ def find_interface(ports: list[Port], module: str) -> VendorInterface:
     if unknown:
         raise ValueError(f"{module}: input port(s) the adapter does not know how to drive: "
                          f"{', '.join(unknown)}")
-    iface.ignored_outputs = [p.name for p in rest]   # ap_done, ap_idle, ap_ready ...
     iface.ignored = rest
     return iface
 
@@ -250,12 +252,10 @@ def adapter_verilog(iface: VendorInterface, wrapper: str, in_lanes: int, in_bits
     for i, c in enumerate(iface.outputs):
         conns += [f".{c.data.name}(out_data_{i})", f".{c.valid}(out_valid[{i}])",
                   f".{c.ready}(out_ready[{i}])"]
-    if iface.ignored_outputs:  # ap_done, ap_idle, ap_ready: nothing to do with them
-        by_name = {p.name: p for p in iface.ignored}
-        for name in iface.ignored_outputs:
-            width = by_name[name].width if name in by_name else 1
-            rng = f"[{width - 1}:0] " if width > 1 else ""
-            lines.append(f"wire {rng}vendor_{name};")
+    if iface.ignored:  # ap_done, ap_idle, ap_ready: nothing to do with them
+        for p in iface.ignored:
+            rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
+            lines.append(f"wire {rng}vendor_{p.name};")
         lines.append("wire unused_vendor = ^{"
                      + ", ".join(f"vendor_{n}" for n in iface.ignored_outputs) + "};")
         lines.append("")

@@ -47,16 +47,24 @@ def prepare_network(spec: NetworkSpec, frames: int | None = None,
 
 
 def run_network(spec: NetworkSpec, design: RtlDesign, vectors: Path, testcase: str | None = None,
-                stalls: bool = True) -> dict:
-    """Build the top with the chosen simulator and run the whole-network bench."""
+                stalls: bool = True, toplevel: str | None = None,
+                sources: list[Path] | None = None, build_name: str | None = None) -> dict:
+    """Build the top with the chosen simulator and run the whole-network bench.
+
+    By default the top is the generated ``design``; ``toplevel`` and ``sources`` run the
+    same bench on another top with the same ports (the vendor-RTL adapter), in its own
+    ``build_name``.
+    """
     from sim.runner import run_cocotb
 
     out = rtl_dir(spec)
-    result = out / "result.json"
+    build_name = build_name or spec.name
+    result = out / ("result.json" if build_name == spec.name else f"result_{build_name}.json")
     result.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    run_cocotb(design.top, design.sources() + [out / f"{design.top}.v"], {},
-               "sim.test_network", testcase=testcase, build_name=spec.name,
+    run_cocotb(toplevel or design.top,
+               sources if sources is not None else design.sources() + [out / f"{design.top}.v"],
+               {}, "sim.test_network", testcase=testcase, build_name=build_name,
                extra_env={"SQZ_VECTORS": str(vectors), "SQZ_RESULT": str(result),
                           "SQZ_STALLS": "1" if stalls else "0"})
     figures = json.loads(result.read_text()) if result.exists() else {}

@@ -16,6 +16,7 @@ import pytest
 
 from hls.flow import BUILD, REPO
 from hls.vendor_rtl import adapter_verilog, find_interface, parse_ports, write_adapter
+from sim.network import run_network
 
 
 def exported_verilog(name: str = "tiny") -> list:
@@ -43,20 +44,6 @@ def tiny_vectors():
     return spec, design, path, out_bits
 
 
-def _run(spec, design, vectors, wrapper_file, extra_files, wrapper, build_name):
-    from sim.runner import run_cocotb
-
-    result = vectors.parent / f"result_{build_name}.json"
-    result.unlink(missing_ok=True)
-    run_cocotb(wrapper, [*extra_files, wrapper_file], {}, "sim.test_network",
-               testcase="test_frames", build_name=build_name,
-               extra_env={"SQZ_VECTORS": str(vectors), "SQZ_RESULT": str(result),
-                          "SQZ_STALLS": "1"})
-    import json
-
-    return json.loads(result.read_text())
-
-
 @pytest.mark.parametrize("style", ["vitis", "vivado"])
 def test_adapter_on_a_vendor_style_stand_in(style, tiny_vectors):
     from sim.vendor_mock import mock_vendor_top
@@ -69,9 +56,9 @@ def test_adapter_on_a_vendor_style_stand_in(style, tiny_vectors):
     wrapper = f"sqz_vendor_{style}"
     wrapper_file = write_adapter([mock], "squeezenet", wrapper, out, 3, 8, spec.classes,
                                  out_bits)
-    fig = _run(spec, design, vectors, wrapper_file,
-               [*design.sources(), vectors.parent / f"{design.top}.v", mock], wrapper,
-               f"vendor_{style}")
+    fig = run_network(spec, design, vectors, "test_frames", toplevel=wrapper,
+                      sources=[*design.sources(), vectors.parent / f"{design.top}.v", mock,
+                               wrapper_file], build_name=f"vendor_{style}")
     print(f"\nadapter + {style}-style stand-in: {fig['frames']} frames, {fig['compared']} "
           f"outputs compared, {fig['mismatches']} mismatches")
     assert fig["frames"] == 4 and fig["compared"] == 4 * spec.classes
@@ -90,8 +77,8 @@ def test_vendor_exported_rtl_against_golden(tiny_vectors):
     out = vectors.parent / "vendor_exported"
     wrapper_file = write_adapter(files, PROJECT_NAME, "sqz_vendor_exported", out, 3, 8,
                                  spec.classes, out_bits)
-    fig = _run(spec, design, vectors, wrapper_file, files, "sqz_vendor_exported",
-               "vendor_exported")
+    fig = run_network(spec, design, vectors, "test_frames", toplevel="sqz_vendor_exported",
+                      sources=[*files, wrapper_file], build_name="vendor_exported")
     print(f"\nvendor RTL: {fig['frames']} frames, {fig['compared']} outputs compared, "
           f"{fig['mismatches']} mismatches")
     assert fig["compared"] > 0 and fig["mismatches"] == 0
