@@ -79,7 +79,7 @@ def apply_weight_sharing(hls_model, nodes: list[Node], plan: QuantPlan) -> list[
         ints = np.rint(np.asarray(w.data, dtype=np.float64) * scale)
         if not np.array_equal(ints / scale, np.asarray(w.data, dtype=np.float64)):
             raise RuntimeError(f"{n.name}: hls4ml's weights are off the {lq.w_fmt.ap()} grid")
-        if sorted(ints.ravel().tolist()) != sorted(lq.w_q.ravel().tolist()):
+        if not np.array_equal(np.sort(ints, axis=None), np.sort(lq.w_q, axis=None)):
             raise RuntimeError(f"{n.name}: hls4ml's weights are not the plan's weights")
         idx = codebook_indices(ints, lq.w_codebook)
         w.data = idx
