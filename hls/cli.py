@@ -62,7 +62,8 @@ def cmd_csim(args) -> int:
     _quiet_tensorflow()
     import numpy as np
 
-    from hls.flow import build_project, float_logits, prepare, run_csim
+    from hls.hls4ml_backend.csim import build_project, float_logits, run_csim
+    from hls.plan.prepare import prepare
     from model.imagenet import imagenet_class_names, top_k
 
     t_start = time.perf_counter()
@@ -110,8 +111,8 @@ def cmd_csim(args) -> int:
     tb_frames = min(2, n)
     print(f"== the written project's own C++ testbench (what vendor csim runs), built with "
           f"g++, on the first {tb_frames} photos")
-    from hls.flow import project_dir
-    from hls.testbench import compile_and_run_testbench, parse_summary
+    from hls.hls4ml_backend.csim import project_dir
+    from hls.hls4ml_backend.testbench import compile_and_run_testbench, parse_summary
 
     t0 = time.perf_counter()
     tb_rc, tb_out = compile_and_run_testbench(project_dir(spec, spec.target.backend),
@@ -133,8 +134,9 @@ def cmd_csim(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from hls.flow import build_project, prepare, project_dir
-    from hls.synth import find_hls_tool, format_summary, run_synthesis
+    from hls.hls4ml_backend.csim import build_project, project_dir
+    from hls.plan.prepare import prepare
+    from hls.hls4ml_backend.synth import find_hls_tool, format_summary, run_synthesis
 
     spec = _load(args)
     find_hls_tool(spec.target.backend)  # fail at once, before any work, without the tool
@@ -147,10 +149,10 @@ def cmd_synth(args) -> int:
 
 
 def cmd_perf(args) -> int:
-    from hls.flow import BUILD
-    from hls.folding import choose_folding
-    from hls.memory import part_info
-    from hls.perf import perf_report
+    from model import paths
+    from hls.plan.folding import choose_folding
+    from hls.plan.parts import part_info
+    from hls.plan.perf import perf_report
     from model.graph import build_graph
 
     spec = _load(args)
@@ -158,23 +160,24 @@ def cmd_perf(args) -> int:
     rep = perf_report(spec.name, folding, spec.target.clock_mhz,
                       part_info(spec.target.part).dsp)
     print(rep.format())
-    png = rep.plot(BUILD / "perf" / f"{spec.name}.png")
+    png = rep.plot(paths.BUILD / "perf" / f"{spec.name}.png")
     print(f"chart: {png}")
     return 0
 
 
 def cmd_rtl_synth(args) -> int:
     _quiet_tensorflow()
-    from hls.flow import BUILD, prepare
-    from hls.memory import part_info
-    from hls.rtl_gen import generate_rtl
-    from hls.rtl_synth import find_yosys, synthesize
+    from hls.plan.prepare import prepare
+    from model import paths
+    from hls.plan.parts import part_info
+    from hls.rtl.generate import generate_rtl
+    from hls.rtl.yosys import find_yosys, synthesize
 
     spec = _load(args)
     find_yosys()
     prep = prepare(spec)
     top = f"sqz_{spec.name}".replace(".", "_").replace("-", "_")
-    out = BUILD / "rtl" / spec.name
+    out = paths.BUILD / "rtl" / spec.name
     design = generate_rtl(top, prep.nodes, prep.plan, prep.folding, out,
                           source=str(args.config))
     t0 = time.perf_counter()
@@ -187,14 +190,15 @@ def cmd_rtl_synth(args) -> int:
 
 
 def cmd_compress(args) -> int:
-    from hls.flow import BUILD, demo_frames
+    from hls.plan.prepare import demo_frames
+    from model import paths
     from model.builder import float_weights
     from model.compress import compress_network, mbytes
     from model.graph import build_graph
 
     spec = _load(args)
     nodes = build_graph(spec)
-    weights = float_weights(spec, nodes, BUILD / "weights")
+    weights = float_weights(spec, nodes, paths.BUILD / "weights")
     frames = demo_frames(spec)
     frames = frames[: args.frames] if args.frames else frames
     rep = compress_network(spec.name, nodes, weights, [f.pixels for f in frames],
@@ -213,7 +217,7 @@ def _hardware_sharing(spec, nodes, weights, frames, bits_list) -> None:
     agreement with the uncompressed float model."""
     from dataclasses import replace
 
-    from hls.flow import prepare
+    from hls.plan.prepare import prepare
     from model.compress import agreement
     from model.quantize import float_forward, run_golden
     from model.spec import CompressionSpec
@@ -313,9 +317,10 @@ def cmd_train(args) -> int:
     _quiet_tensorflow()
     import numpy as np
 
-    from hls.flow import BUILD
+    from model import paths
     from model.graph import build_graph
-    from model.train import evaluate_quantized, keras_accuracy, save_weights, train
+    from model.train import evaluate_quantized, keras_accuracy, train
+    from model.weights import save_weights
 
     t_start = time.perf_counter()
     spec = _load(args)
@@ -324,7 +329,7 @@ def cmd_train(args) -> int:
     x, y, x_test, y_test = data.x, data.y, data.x_test, data.y_test
     n_test = len(y_test)
     calib = x[np.random.default_rng(spec.seed + 1).permutation(len(y))[:args.calib]]
-    out = BUILD / "train" / spec.name
+    out = paths.BUILD / "train" / spec.name
     print(f"== {spec.name}: training on {len(y)} images ({args.data}), testing on {n_test}; "
           f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} "
           f"{args.schedule}{' lr ' + str(args.lr) if args.lr else ''}"
@@ -356,16 +361,17 @@ def cmd_finetune(args) -> int:
     _quiet_tensorflow()
     import numpy as np
 
-    from hls.flow import BUILD
+    from model import paths
     from model.builder import float_weights
     from model.compress import check_no_layer_emptied, prune
     from model.graph import build_graph
-    from model.train import evaluate_quantized, finetune, save_weights
+    from model.train import evaluate_quantized, finetune
+    from model.weights import save_weights
 
     t_start = time.perf_counter()
     spec = _load(args)
     nodes = build_graph(spec)
-    weights = float_weights(spec, nodes, BUILD / "weights")
+    weights = float_weights(spec, nodes, paths.BUILD / "weights")
     data = _labelled_data(spec, args, imagenet_names=True, without_val="train")
     x, y, x_val, y_val = data.x, data.y, data.x_test, data.y_test
     masks = None
@@ -374,7 +380,7 @@ def cmd_finetune(args) -> int:
         check_no_layer_emptied(masks, args.sparsity, args.per_layer)
     calib = x[np.random.default_rng(spec.seed + 1).permutation(len(y))[:32]]
     before = evaluate_quantized(spec, nodes, weights, x_val, y_val, list(calib))
-    out = BUILD / "train" / f"{spec.name}_finetune"
+    out = paths.BUILD / "train" / f"{spec.name}_finetune"
     print(f"== {spec.name}: fine-tuning the {spec.weights} weights"
           f"{f' pruned to {args.sparsity:.0%} zeros (kept at zero)' if masks else ''} on "
           f"{len(y)} images of {data.classes} classes ({data.source}); {args.epochs} epochs, batch "
@@ -403,7 +409,7 @@ def cmd_dse(args) -> int:
     _quiet_tensorflow()
     from dataclasses import replace as _replace
 
-    from model import dse
+    from hls import dse
 
     t_start = time.perf_counter()
     dse.check_engine(args.engine)  # fail before any work when ray / dask is missing

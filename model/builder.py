@@ -67,9 +67,9 @@ def float_weights(spec: NetworkSpec, nodes: list[Node], cache_dir: Path) -> Floa
 
 
 def file_weights(path: str | Path, nodes: list[Node]) -> FloatWeights:
-    """Folded raw-pixel weights saved by ``model.train.save_weights`` (make train, sqz
+    """Folded raw-pixel weights saved by ``model.weights.save_weights`` (make train, sqz
     finetune), checked against the network: every conv present, shapes equal."""
-    from model.train import load_weights
+    from model.weights import load_weights
 
     path = Path(path)
     if not path.is_file():

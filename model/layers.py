@@ -6,7 +6,7 @@
 - ``FixedGlobalAvgPool``: the global average pool that ends the network, rounded onto the
   logit grid the hardware produces (AP_RND, AP_SAT, unsigned), output shape (batch, C).
 
-Both are registered under the package ``sqz``; ``hls.extensions`` teaches hls4ml to
+Both are registered under the package ``sqz``; ``hls.hls4ml_backend.extensions`` teaches hls4ml to
 convert them. The exact integer definitions are ``model.golden.maxpool_ceil`` and
 ``model.golden.global_avgpool``.
 """

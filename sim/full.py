@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="random input stalls and output backpressure (slower)")
     args = parser.parse_args(argv)
 
-    from hls.perf import perf_report
+    from hls.plan.perf import perf_report
     from model.spec import load_spec
     from sim.network import prepare_network, run_network
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cycles per frame at steady state: {cycles:,d}")
     print(f"simulation: {fig['total_cycles']:,d} cycles in {fig['wall_s']:.0f} s "
           f"(build included) = {fig['total_cycles'] / fig['wall_s']:,.0f} cycles/s")
-    from hls.memory import part_info
+    from hls.plan.parts import part_info
 
     rep = perf_report(spec.name, prep.folding, spec.target.clock_mhz,
                       part_info(spec.target.part).dsp, measured_cycles=cycles)

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hls.flow import BUILD, Prepared, prepare
-from hls.rtl_gen import RtlDesign, generate_rtl
+from hls.plan.prepare import Prepared, prepare
+from model import paths
+from hls.rtl.generate import RtlDesign, generate_rtl
 from model.quantize import run_golden
 from model.spec import NetworkSpec
 
 
 def rtl_dir(spec: NetworkSpec) -> Path:
-    return BUILD / "rtl" / spec.name
+    return paths.BUILD / "rtl" / spec.name
 
 
 def prepare_network(spec: NetworkSpec, frames: int | None = None,

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-RTL = REPO / "firmware" / "rtl"
-BUILD = REPO / "build" / "sim"
+from model import paths
+from model.paths import RTL_DIR
+
+RTL = RTL_DIR
 SIMULATORS = ("verilator", "icarus")
 
 
@@ -68,7 +69,7 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, test_module
     _ensure_tool(sim)
     key = json.dumps({k: str(v) for k, v in sorted(parameters.items())}) + str(sources)
     tag = build_name or hashlib.sha1(key.encode()).hexdigest()[:12]
-    build_dir = BUILD / sim / toplevel / tag
+    build_dir = paths.BUILD / "sim" / sim / toplevel / tag
     runner = get_runner(sim)
     build_args = []
     if sim == "verilator":
@@ -94,7 +95,7 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, test_module
     # The simulator runs in the build dir (results and logs stay under build/); the
     # testbench modules are imported as ``sim.<name>`` from the repository root.
     pythonpath = os.environ.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + pythonpath if pythonpath else "")
+    env["PYTHONPATH"] = str(paths.REPO) + (os.pathsep + pythonpath if pythonpath else "")
     runner.test(
         hdl_toplevel=toplevel,
         test_module=test_module,

@@ -43,8 +43,9 @@ def test_module_lint_clean(module):
 
 @pytest.mark.parametrize("config", ["tiny.yaml", "tiny_shared.yaml"])
 def test_generated_top_lint_clean(config, tmp_path):
-    from hls.flow import REPO, prepare
-    from hls.rtl_gen import generate_rtl
+    from hls.plan.prepare import prepare
+    from model.paths import REPO
+    from hls.rtl.generate import generate_rtl
     from model.spec import load_spec
 
     prep = prepare(load_spec(REPO / "configs" / config), log=lambda *a: None)
@@ -63,9 +64,10 @@ def test_lint_reports_a_warning(tmp_path):
 @pytest.mark.parametrize("style", ["vitis", "vivado"])
 def test_vendor_adapter_lint_clean(style, tmp_path):
     """The adapter hls/vendor_rtl.py writes, around a vendor-style stand-in of the tiny top."""
-    from hls.flow import REPO, prepare
-    from hls.rtl_gen import generate_rtl
-    from hls.vendor_rtl import write_adapter
+    from hls.plan.prepare import prepare
+    from model.paths import REPO
+    from hls.rtl.generate import generate_rtl
+    from hls.rtl.vendor import write_adapter
     from model.spec import load_spec
     from sim.vendor_mock import mock_vendor_top
 

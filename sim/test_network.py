@@ -140,7 +140,7 @@ async def test_reset_mid_frame(dut):
 
 @pytest.fixture(scope="module")
 def tiny_rtl():
-    from hls.flow import REPO
+    from model.paths import REPO
     from model.spec import load_spec
     from sim.network import prepare_network
 
@@ -172,7 +172,7 @@ def test_tiny_shared_network_rtl_bit_exact():
     indices and a codebook file, and the class scores equal the golden model's."""
     import re
 
-    from hls.flow import REPO
+    from model.paths import REPO
     from model.spec import load_spec
     from sim.network import prepare_network, run_network
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hls.memory import part_info
-from hls.rtl_mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
-from hls.rtl_synth import parse_stat_json, synthesize
+from hls.plan.parts import part_info
+from hls.rtl.mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
+from hls.rtl.yosys import parse_stat_json, synthesize
 from sim.runner import RTL
 
 pytestmark = pytest.mark.skipif(shutil.which("yosys") is None,

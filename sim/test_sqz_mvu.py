@@ -3,7 +3,7 @@
 Weight sharing (``SHARE_BITS``) is tested the same way, with index and codebook images.
 The MVU is tested in isolation: its input is the im2col vectors of ``golden.im2col`` (the
 window generator's job), its weights and biases are ROM images written by
-``hls.rtl_mem``. Weights and biases are non-zero everywhere, so a ROM that failed to load
+``hls.rtl.mem``. Weights and biases are non-zero everywhere, so a ROM that failed to load
 (zeros or X) cannot match. Each case's data (frames, expected outputs) is generated in the
 pytest function with a fixed seed and handed to the cocotb tests as an .npz file.
 """
@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from hls.rtl_mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
+from hls.rtl.mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
 from model import golden
 from model.fixed import FixedFormat, bits_for_signed
-from sim.runner import BUILD, rtl_sources, run_cocotb, simulator
+from model import paths
+from sim.runner import rtl_sources, run_cocotb, simulator
 from sim.streams import StreamTB, pack_frames, unpack
 
 FRAMES = 4          # 3 streamed back to back, 1 more for the reset test
@@ -247,7 +248,7 @@ def prepare(case: Case) -> tuple[dict, Path]:
         "BIAS_SHIFT": bias_shift, "ACC_BITS": bits_for_signed(acc_bound),
         "SHIFT": acc_frac - out_fmt.frac, "OUT_BITS": 8,
     }
-    out = BUILD / simulator() / "sqz_mvu_data" / case.name
+    out = paths.BUILD / "sim" / simulator() / "sqz_mvu_data" / case.name
     out.mkdir(parents=True, exist_ok=True)
     if case.share_bits:
         w_file = pack_indices_hex(idx.reshape(-1, case.n_out), case.simd, case.pe,
@@ -280,7 +281,7 @@ def test_sqz_mvu(case):
 def test_sqz_mvu_missing_file(capfd):
     """A weight file that does not exist stops the simulation, naming the file."""
     params, data = prepare(CASES[0])
-    missing = BUILD / simulator() / "sqz_mvu_data" / "missing" / "no_such_weights.hex"
+    missing = paths.BUILD / "sim" / simulator() / "sqz_mvu_data" / "missing" / "no_such_weights.hex"
     missing.unlink(missing_ok=True)
     params["WEIGHT_FILE"] = f'"{missing}"'
     # a failed cocotb test raises SystemExit; a simulator that stops itself, RuntimeError
@@ -293,7 +294,7 @@ def test_sqz_mvu_missing_file(capfd):
 def test_sqz_mvu_missing_codebook(capfd):
     """A shared layer whose codebook file does not exist stops, naming the file."""
     params, data = prepare(CASES[-1])
-    missing = BUILD / simulator() / "sqz_mvu_data" / "missing" / "no_such_codebook.hex"
+    missing = paths.BUILD / "sim" / simulator() / "sqz_mvu_data" / "missing" / "no_such_codebook.hex"
     missing.unlink(missing_ok=True)
     params["CODEBOOK_FILE"] = f'"{missing}"'
     with pytest.raises((SystemExit, RuntimeError)):

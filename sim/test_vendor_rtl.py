@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hls.flow import BUILD, REPO
-from hls.vendor_rtl import adapter_verilog, find_interface, parse_ports, write_adapter
+from model.paths import BUILD, REPO
+from hls.rtl.vendor import adapter_verilog, find_interface, parse_ports, write_adapter
 from sim.network import run_network
 
 
@@ -71,7 +71,7 @@ def test_vendor_exported_rtl_against_golden(tiny_vectors):
         pytest.skip("no vendor-exported RTL under build/hls/tiny_*/*_prj/solution1: run "
                     "`make synth CONFIG=configs/tiny.yaml` where Vitis HLS or Vivado HLS is "
                     "installed")
-    from hls.convert import PROJECT_NAME
+    from hls.hls4ml_backend.convert import PROJECT_NAME
 
     spec, design, vectors, out_bits = tiny_vectors
     out = vectors.parent / "vendor_exported"

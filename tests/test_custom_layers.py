@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from hls4ml.model.types import FixedPrecisionType
 
-from hls.extensions import gap_accum_precision, gap_constants, register_custom_layers
+from hls.hls4ml_backend.extensions import gap_accum_precision, gap_constants, register_custom_layers
 from model import golden
 from model.fixed import FixedFormat
 from model.graph import pool_out_ceil

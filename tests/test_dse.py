@@ -1,4 +1,4 @@
-"""Tests for model.dse: grid parsing, per-point hardware metrics, resumability, Pareto
+"""Tests for hls.dse: grid parsing, per-point hardware metrics, resumability, Pareto
 front, outputs, the process-pool path and the optional cluster engines.
 
 Everything uses a 16x16 network with 8-wide Fire modules and seeded synthetic images; only
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hls.folding import fold_within_budget
-from hls.memory import part_info
-from model import dse
+from hls.plan.folding import fold_within_budget
+from hls.plan.parts import part_info
+from hls import dse
 from model.builder import random_weights
 from model.graph import build_graph, macs_per_frame, parameter_count
 from model.spec import spec_from_dict
@@ -139,7 +139,7 @@ def test_fps_target_and_multiplier_budget(tiny, tmp_path: Path) -> None:
 
 
 class CountingTrainer:
-    """Stands in for model.dse.train_and_evaluate: no TensorFlow, counts its calls."""
+    """Stands in for hls.dse.train_and_evaluate: no TensorFlow, counts its calls."""
 
     def __init__(self) -> None:
         self.calls: list[float] = []

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hls.flow import REPO
+from model.paths import REPO
 from model.imagenet import imagenet_label
 from model.spec import SpecError, spec_from_dict
 
@@ -34,7 +34,7 @@ def test_imagenet_label_names_and_indices():
 def test_spec_weights_from_a_file(tmp_path):
     from model.builder import float_weights, random_weights
     from model.graph import build_graph
-    from model.train import save_weights
+    from model.weights import save_weights
 
     raw = {"name": "t", "variant": "custom", "classes": 10, "input": {"height": 35,
            "width": 35}, "n_fire": 2, "conv1": {"filters": 8}, "pool_after": ["conv1"]}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hls.flow import REPO, build_project, prepare, run_csim
+from hls.hls4ml_backend.csim import build_project, run_csim
+from hls.plan.prepare import prepare
+from model.paths import REPO
 from model.builder import keras_output_name
 from model.quantize import run_golden
 from model.spec import load_spec

@@ -9,9 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from hls.flow import REPO, DoesNotFitError, prepare
-from hls.folding import choose_folding, fifo_depths, valid_reuse_factors
-from hls.memory import bram18_blocks, memory_report, part_info
+from hls.plan.prepare import DoesNotFitError, prepare
+from model.paths import REPO
+from hls.plan.folding import choose_folding, fifo_depths, valid_reuse_factors
+from hls.plan.memory import bram18_blocks, memory_report
+from hls.plan.parts import part_info
 from model.builder import CAFFE_BGR_MEAN, float_weights, fold_mean_into_bias
 from model.graph import build_graph
 from model.quantize import float_forward
@@ -140,7 +142,7 @@ def test_synth_without_vendor_tool_fails_at_once_naming_the_tools(tmp_path):
 
 
 def test_folding_relaxes_the_target_to_fit_the_multiplier_budget():
-    from hls.folding import fold_within_budget
+    from hls.plan.folding import fold_within_budget
 
     nodes = build_graph(spec_from_dict({"weights": "random"}))
     folding, met = fold_within_budget(nodes, 100_000, 2520)

@@ -12,9 +12,11 @@ import re
 import numpy as np
 import pytest
 
-from hls.flow import REPO, build_project, prepare, run_csim
-from hls.sharing import codebook_indices
-from hls.testbench import compile_and_run_testbench, parse_summary, run_testbench
+from hls.hls4ml_backend.csim import build_project, run_csim
+from hls.plan.prepare import prepare
+from model.paths import REPO
+from hls.hls4ml_backend.sharing import codebook_indices
+from hls.hls4ml_backend.testbench import compile_and_run_testbench, parse_summary, run_testbench
 from model.fixed import FixedFormat
 from model.quantize import LayerQuant, attach_codebook
 from model.spec import SpecError, load_spec, spec_from_dict

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hls import synth
-from hls.synth import (
+from hls.hls4ml_backend import synth
+from hls.hls4ml_backend.synth import (
     SynthSummary,
     ToolNotFoundError,
     find_csynth_report,
@@ -257,9 +257,9 @@ def test_run_synthesis_fails_on_missing_tool_before_anything_else(monkeypatch, t
 def test_bad_backend_rejected(monkeypatch, tmp_path):
     _empty_path(monkeypatch, tmp_path)
     for bad in ("vitis", "Quartus", ""):
-        with pytest.raises(ValueError, match=r"allowed values are 'Vivado', 'Vitis'"):
+        with pytest.raises(ValueError, match=r"allowed values are 'Vitis', 'Vivado'"):
             find_hls_tool(bad)
-        with pytest.raises(ValueError, match=r"allowed values are 'Vivado', 'Vitis'"):
+        with pytest.raises(ValueError, match=r"allowed values are 'Vitis', 'Vivado'"):
             run_synthesis(tmp_path, bad, log=_quiet)
 
 

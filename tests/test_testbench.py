@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hls.flow import REPO, build_project, prepare
-from hls.testbench import (
+from hls.hls4ml_backend.csim import build_project
+from hls.plan.prepare import prepare
+from model.paths import REPO
+from hls.hls4ml_backend.testbench import (
     INPUT_DAT,
     OUTPUT_DAT,
     compile_and_run_testbench,

@@ -319,9 +319,9 @@ def test_quantization_aware_training_folds_its_quantized_kernels(tiny) -> None:
 def test_cli_train_on_an_image_folder(tmp_path: Path, monkeypatch, capsys) -> None:
     import yaml
 
-    import hls.flow
+    from model import paths
     from hls.cli import main
-    from model.train import load_weights
+    from model.weights import load_weights
 
     rng = np.random.default_rng(0)
     colours = {"red": (220, 30, 30), "green": (30, 220, 30), "blue": (30, 30, 220),
@@ -334,7 +334,7 @@ def test_cli_train_on_an_image_folder(tmp_path: Path, monkeypatch, capsys) -> No
             Image.fromarray(noisy.astype(np.uint8)).save(path)
     cfg = tmp_path / "tiny16.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
-    monkeypatch.setattr(hls.flow, "BUILD", tmp_path / "build")
+    monkeypatch.setattr(paths, "BUILD", tmp_path / "build")
     rc = main(["train", "--config", str(cfg), "--data", str(tmp_path / "data"),
                "--epochs", "1", "--batch-size", "8", "--calib", "4"])
     out = capsys.readouterr().out

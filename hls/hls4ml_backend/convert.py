@@ -3,7 +3,7 @@
 Every layer's precision is set explicitly from the plan (hls4ml's defaults, such as
 ``ap_fixed<16,6>`` for untyped tensors, do not match the golden arithmetic), the conv
 blocks use the Resource strategy with the folding's reuse factors (weights in BRAM ROMs),
-and every stream gets the depth ``hls.folding.fifo_depths`` computed instead of H*W.
+and every stream gets the depth ``hls.plan.folding.fifo_depths`` computed instead of H*W.
 After conversion the precisions hls4ml actually resolved are checked against the plan,
 so a silent override cannot slip through.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hls.folding import LayerFolding, fifo_depths
+from hls.plan.folding import LayerFolding, fifo_depths
 from model.builder import INPUT_NAME, keras_output_name
 from model.graph import Node
 from model.quantize import QuantPlan
@@ -78,8 +78,8 @@ def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
     """Convert and type-check; returns the hls4ml ModelGraph (not yet written/compiled)."""
     import hls4ml
 
-    from hls.extensions import register_custom_layers
-    from hls.sharing import apply_weight_sharing
+    from hls.hls4ml_backend.extensions import register_custom_layers
+    from hls.hls4ml_backend.sharing import apply_weight_sharing
 
     register_custom_layers()
     backend = backend or spec.target.backend

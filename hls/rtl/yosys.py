@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from hls.memory import Part
+from hls.plan.parts import Part
 
 
 def yosys_family(part: str) -> str:

@@ -40,6 +40,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from model.errors import ToolNotFound
+from model.spec import BACKENDS
+
 __all__ = [
     "BACKENDS",
     "SynthSummary",
@@ -52,7 +55,6 @@ __all__ = [
     "run_synthesis",
 ]
 
-BACKENDS = ("Vivado", "Vitis")
 
 # Tools looked for, per backend, in order of preference.
 _TOOLS = {
@@ -70,7 +72,7 @@ LOG_NAME = "synth.log"
 CONFIG_NAME = "hls4ml_config.yml"
 
 
-class ToolNotFoundError(RuntimeError):
+class ToolNotFoundError(ToolNotFound, RuntimeError):
     """No suitable vendor HLS executable on PATH."""
 
 

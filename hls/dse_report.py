@@ -1,15 +1,15 @@
-"""Reporting for the design-space exploration (``model.dse``): results.csv / results.json,
+"""Reporting for the design-space exploration (``hls.dse``): results.csv / results.json,
 the Pareto front, the text table and the matplotlib figures.
 
-``model.dse`` runs the grid and stores one row (a dict) per point; this module turns those
+``hls.dse`` runs the grid and stores one row (a dict) per point; this module turns those
 rows into outputs (:func:`mark_pareto` adds their ``pareto`` column). It imports nothing from
-``model.dse`` at run time, and ``model.dse`` re-exports its public names.
+``hls.dse`` at run time, and ``hls.dse`` re-exports its public names.
 
 - :func:`pareto_front` / :func:`mark_pareto`: non-dominated masks; the ``pareto`` column is
   the joint front over :data:`PARETO_OBJECTIVES`.
 - :func:`write_results`: ``results.csv`` (columns :data:`CSV_COLUMNS`) and ``results.json``
   (run metadata and every row), both written atomically; :func:`write_json_atomic` also
-  writes ``model.dse``'s per-point files.
+  writes ``hls.dse``'s per-point files.
 - :func:`format_table`: the table ``sqz dse`` prints.
 - :func:`plot_accuracy_vs_size` (Figures 3/4) and :func:`plot_hardware` (accuracy against
   BRAM18, frames/s and multipliers with the Pareto fronts marked); matplotlib is imported
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from model.dse import Grid, Settings
+    from hls.dse import Grid, Settings
 
 
 # ------------------------------------------------------------------------------- Pareto

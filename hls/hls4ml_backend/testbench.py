@@ -25,10 +25,10 @@ import numpy as np
 
 from model.fixed import FixedFormat
 from model.graph import Node
+from model.paths import FIRMWARE
 from model.quantize import QuantPlan, run_golden
 
-REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "firmware" / "tb_bitexact.cpp"
+TEMPLATE = FIRMWARE / "tb_bitexact.cpp"
 INPUT_DAT = "tb_data/tb_input_features.dat"
 OUTPUT_DAT = "tb_data/tb_output_predictions.dat"
 BUILD_SUBDIR = "tb_build"
@@ -67,7 +67,7 @@ def write_tb_data(project_dir: Path, frames: Sequence, golden_outputs: Sequence[
 
     ``frames``: ``Frame`` objects or uint8 (H, W, C) arrays; each becomes one line of its raw
     pixel values in H, W, C row-major order (the order the top function reads its stream;
-    the C simulation receives the pixel values themselves, as ``hls.flow.trace_frame`` does).
+    the C simulation receives the pixel values themselves, as ``hls.hls4ml_backend.csim.trace_frame`` does).
     ``golden_outputs``: the golden model's integers of the last node, one array per frame;
     each becomes one line of the exact decimals of their real values in its output format.
     """

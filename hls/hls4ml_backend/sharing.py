@@ -17,14 +17,14 @@ inside the hls4ml graph, before anything is written:
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from model.graph import Node
+from model.paths import FIRMWARE
 from model.quantize import QuantPlan
 
-SHARED_HEADER = Path(__file__).resolve().parents[1] / "firmware" / "nnet_sqz_shared.h"
+SHARED_HEADER = FIRMWARE / "nnet_sqz_shared.h"
 _INCLUDE = "nnet_utils/nnet_sqz_shared.h"
 _DEFAULT_PRODUCT = "using product = nnet::product::mult<x_T, y_T>;"
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hls.folding import LayerFolding
+from hls.plan.folding import LayerFolding
+from hls.plan.parts import Part, part_info
 from model.graph import Node
 from model.quantize import QuantPlan
 
@@ -20,35 +21,6 @@ BRAM18_BITS = 18 * 1024
 BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 LUTRAM_MAX_DEPTH = 64
 PAPER_BOUND_BYTES = 10 * 1000 * 1000  # "FPGAs often have less than 10 MB on chip"
-
-
-@dataclass(frozen=True)
-class Part:
-    name: str
-    bram36: int
-    dsp: int
-    lut: int
-    uram: int = 0
-
-    @property
-    def bram18(self) -> int:
-        return 2 * self.bram36
-
-
-PARTS = {
-    "xczu9eg": Part("xczu9eg", 912, 2520, 274080),
-    "xczu7ev": Part("xczu7ev", 312, 1728, 230400, 96),
-    "xc7z020": Part("xc7z020", 140, 220, 53200),
-    "xcu250": Part("xcu250", 2688, 12288, 1728000, 1280),
-}
-
-
-def part_info(part: str) -> Part:
-    for key, info in PARTS.items():
-        if part.lower().startswith(key):
-            return info
-    raise ValueError(f"unknown FPGA part {part!r}; known families: {', '.join(PARTS)} "
-                     "(e.g. xczu9eg-ffvb1156-2-e)")
 
 
 def bram18_blocks(depth: int, width: int) -> int:

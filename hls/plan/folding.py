@@ -15,10 +15,7 @@ n_out, SIMD = 1) and then SIMD — the reverse of FINN's order, for hls4ml's sak
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
-
-import yaml
+from dataclasses import dataclass
 
 from model.graph import Node
 
@@ -146,38 +143,6 @@ def fold_within_budget(nodes: list[Node], target_cycles: int,
             raise ValueError(f"even one multiplier per conv needs {mults} multipliers, "
                              f"more than the budget of {max_multipliers}")
         target = int(target * 1.05) + 1
-
-
-def save_folding(folding: dict[str, LayerFolding], path: Path) -> None:
-    """Write the folding as data (YAML keyed by layer name), for people and tools."""
-    data = {name: {"PE": f.pe, "SIMD": f.simd, "ReuseFactor": f.reuse_factor,
-                   "multipliers": f.multipliers, "cycles_per_frame": f.cycles}
-            for name, f in folding.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def load_folding(nodes: list[Node], path: Path) -> dict[str, LayerFolding]:
-    """Read a folding file; every conv must be given, PE | n_out and SIMD | channels."""
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    out = {}
-    convs = {n.name: n for n in nodes if n.kind == "conv"}
-    unknown = sorted(set(raw) - set(convs))
-    if unknown:
-        raise ValueError(f"{path}: unknown layer(s) {unknown}; conv layers: {sorted(convs)}")
-    for name, n in convs.items():
-        if name not in raw:
-            raise ValueError(f"{path}: no folding for {name}")
-        pe, simd = int(raw[name]["PE"]), int(raw[name]["SIMD"])
-        if n.out_shape[2] % pe or n.in_shape[2] % simd:
-            raise ValueError(f"{path}: {name}: PE must divide {n.out_shape[2]} and SIMD "
-                             f"must divide {n.in_shape[2]}, got PE={pe} SIMD={simd}")
-        out[name] = _fold(n, pe, simd)
-    return out
-
-
-def folding_dict(folding: dict[str, LayerFolding]) -> dict:
-    return {k: asdict(v) for k, v in folding.items()}
 
 
 def fifo_depths(nodes: list[Node], chain_depth: int = 8) -> dict[str, int]:

@@ -6,8 +6,8 @@ A grid of squeeze ratios (SR) x 3x3 shares (pct3x3) over a base spec (by default
 - size: parameters, 8-bit weight bytes, MACs per frame (``model.graph``);
 - hardware: a balanced folding for a target frame rate (``--fps``; default the spec's
   ``target_cycles_per_frame``) within the multiplier budget (default the part's DSP
-  slices, ``hls.folding.fold_within_budget``), giving multipliers, cycles per frame and
-  projected frames/s (``hls.perf``), and BRAM18 blocks (``hls.memory``) from the 8-bit
+  slices, ``hls.plan.folding.fold_within_budget``), giving multipliers, cycles per frame and
+  projected frames/s (``hls.plan.perf``), and BRAM18 blocks (``hls.plan.memory``) from the 8-bit
   quantization plan calibrated on a few training images;
 - accuracy: training on Fashion-MNIST (``model.train.train``), then float and 8-bit
   (bit-exact golden model) top-1 accuracy on test images (``evaluate_quantized``).
@@ -44,7 +44,7 @@ per grid point), ``accuracy_vs_size.png`` (Figures 3/4: accuracy against 8-bit w
 bytes, one curve per sweep) and ``hardware.png`` (accuracy against BRAM18, frames/s and
 multipliers with the Pareto fronts marked), and the folded weights of every trained point
 in ``weights/<key>.npz``. The CSV/JSON writing, the Pareto front, the text table and the
-plots live in :mod:`model.dse_report`; their public names are re-exported here.
+plots live in :mod:`hls.dse_report`; their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from model.dse_report import (  # noqa: F401  (re-exported: model.dse's public names)
+from hls.dse_report import (  # noqa: F401  (re-exported: hls.dse's public names)
     CSV_COLUMNS,
     PARETO_OBJECTIVES,
     format_table,
@@ -76,11 +76,13 @@ from model.dse_report import (  # noqa: F401  (re-exported: model.dse's public n
     write_results,
 )
 from model.graph import build_graph, macs_per_frame, parameter_count
+from model import paths
+from model.errors import SqzError
+from model.paths import TRAIN_CONFIG
 from model.spec import NetworkSpec, SpecError
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO / "configs" / "fashion_mnist.yaml"
-DEFAULT_OUT = REPO / "build" / "dse"
+DEFAULT_CONFIG = TRAIN_CONFIG
+DEFAULT_OUT = paths.BUILD / "dse"
 DEFAULT_SR = (0.125, 0.25, 0.5, 0.75)
 DEFAULT_PCT3X3 = (0.01, 0.25, 0.5, 0.75, 0.99)
 ENGINES = ("local", "ray", "dask", "serial")
@@ -96,7 +98,7 @@ class GridError(SpecError):
     """A grid value or grid file that the DSE cannot use; the message names the range."""
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(SqzError):
     """The requested cluster engine is not installed."""
 
 
@@ -386,9 +388,9 @@ def train_and_evaluate(spec: NetworkSpec, nodes, data, settings: Settings,
 
 def hardware_metrics(spec: NetworkSpec, nodes, settings: Settings) -> dict:
     """Size, folding and throughput of a spec (no weights needed)."""
-    from hls.folding import fold_within_budget
-    from hls.memory import part_info
-    from hls.perf import perf_report
+    from hls.plan.folding import fold_within_budget
+    from hls.plan.parts import part_info
+    from hls.plan.perf import perf_report
 
     part = part_info(spec.target.part)
     budget = settings.dsp or part.dsp
@@ -424,8 +426,8 @@ def _task_data(task: PointTask):
 
 def _hardware_row(task: PointTask, nodes, weights, plan, calib_x: np.ndarray) -> dict:
     """Folding, throughput and on-chip memory of the point (``plan`` None: calibrate)."""
-    from hls.folding import fifo_depths
-    from hls.memory import memory_report
+    from hls.plan.folding import fifo_depths
+    from hls.plan.memory import memory_report
     from model.quantize import calibrate
 
     spec, s = task.spec, task.settings
@@ -445,7 +447,7 @@ def refresh_hardware(task: PointTask, row: dict) -> dict | None:
     (``fps``/``dsp``); the trained weights come from ``weights/<key>.npz``. None when
     they are missing (the point must be recomputed)."""
     from model.builder import random_weights
-    from model.train import load_weights
+    from model.weights import load_weights
 
     nodes = build_graph(task.spec)
     if task.settings.train:
@@ -482,7 +484,7 @@ def run_point(task: PointTask) -> dict:
                    agreement=got.agreement, train_seconds=got.train_seconds,
                    eval_seconds=got.eval_seconds,
                    history=got.history[-1] if got.history else {})
-        from model.train import save_weights
+        from model.weights import save_weights
 
         save_weights(out / "weights" / f"{task.key}.npz", weights)
         shutil.rmtree(ckpt, ignore_errors=True)

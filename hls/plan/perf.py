@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hls.folding import LayerFolding
+from hls.plan.folding import LayerFolding
 
 # DESIGN.md anchors (SqueezeNet-class, 8-bit): AMD DPU on ZCU102 (3 x B4096 @ 281 MHz).
 DPU_ZCU102_FPS = 1035.0

@@ -1,9 +1,9 @@
-"""The end-to-end flow behind the CLI: spec -> weights -> calibration -> hls4ml -> C sim.
+"""The hls4ml side of the flow: convert, write and compile the project, run the C simulation.
 
-``prepare`` does the Python side (graph, float weights, calibration photos, quantization
-plan, folding, memory budget); ``build_project`` converts, writes and compiles the hls4ml
-project; ``run_csim`` streams frames through the compiled C simulation and checks every
-traced layer output against the golden model, element by element, as integers.
+``build_project`` converts the prepared network with hls4ml, writes the project (with the
+golden ``tb_data``) and compiles the C simulation; ``run_csim`` streams frames through it
+and checks every traced layer output against the golden model, element by element, as
+integers.
 """
 
 from __future__ import annotations
@@ -14,112 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from hls.folding import LayerFolding, fifo_depths, fold_within_budget, save_folding
-from hls.memory import MemoryReport, memory_report
-from model.builder import float_weights, keras_output_name
-from model.graph import Node, build_graph
-from model.quantize import FloatWeights, QuantPlan, calibrate, float_forward, run_golden
+from hls.plan.prepare import Frame, Prepared
+from model.builder import keras_output_name
+from model import paths
+from model.quantize import float_forward, run_golden
 from model.spec import NetworkSpec
-
-REPO = Path(__file__).resolve().parents[1]
-BUILD = REPO / "build"
-
-
-class DoesNotFitError(RuntimeError):
-    """The configuration needs more on-chip resources than the chosen part has."""
-
-
-@dataclass
-class Frame:
-    name: str
-    pixels: np.ndarray  # uint8 (H, W, C) raw BGR
-
-
-@dataclass
-class Prepared:
-    spec: NetworkSpec
-    nodes: list[Node]
-    weights: FloatWeights
-    frames: list[Frame]
-    plan: QuantPlan
-    folding: dict[str, LayerFolding]
-    fifo: dict[str, int]
-    memory: MemoryReport
-    timings: dict[str, float] = field(default_factory=dict)
-    # the weights before spec.compression (None when the spec compresses nothing)
-    uncompressed: FloatWeights | None = None
-
-
-def demo_frames(spec: NetworkSpec) -> list[Frame]:
-    """The bundled real photos, resized and cropped to the network input, as raw BGR."""
-    from model.photos import bundled_photos, to_network_input
-
-    if spec.height != spec.width:
-        raise ValueError(f"the photo frames are square crops; the spec asks for "
-                         f"{spec.height}x{spec.width}")
-    frames = []
-    for p in bundled_photos():
-        x = to_network_input(p.rgb, spec.height)
-        if spec.channels == 1:
-            x = x.mean(axis=2, keepdims=True).round().astype(np.uint8)
-        elif spec.channels != 3:
-            raise ValueError(f"photos have 1 or 3 channels; the spec asks for {spec.channels}")
-        frames.append(Frame(p.name, x))
-    return frames
-
-
-def prepare(spec: NetworkSpec, log=print) -> Prepared:
-    t0 = time.perf_counter()
-    nodes = build_graph(spec)
-    weights = float_weights(spec, nodes, BUILD / "weights")
-    t1 = time.perf_counter()
-    frames = demo_frames(spec)
-    c = spec.compression
-    original = None
-    if c.active:  # Deep Compression in float, before calibration and quantization
-        from model.compress import compress_weights, correct_biases
-
-        original = weights
-        weights, _ = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
-        weights = correct_biases(nodes, original, weights, [f.pixels for f in frames])
-        log("compression: "
-            + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
-               if c.sparsity else "no pruning")
-            + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
-               "indices)" if c.share_bits else "") + "; biases corrected")
-    plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
-    t2 = time.perf_counter()
-    # The pipeline is balanced for the target, within the part's DSP slices (one
-    # multiplier each); a target that needs more is relaxed until it fits.
-    from hls.memory import part_info
-
-    folding, met = fold_within_budget(nodes, spec.target.target_cycles_per_frame,
-                                      part_info(spec.target.part).dsp)
-    if met != spec.target.target_cycles_per_frame:
-        log(f"folding: {spec.target.target_cycles_per_frame:,d} cycles/frame needs more "
-            f"multipliers than {spec.target.part} has; balanced for {met:,d} instead")
-    save_folding(folding, BUILD / "hls" / f"{spec.name}_folding.yaml")
-    fifo = fifo_depths(nodes)
-    mem = memory_report(nodes, plan, folding, fifo, spec.target.part)
-    if any(lq.shared for lq in plan.layers.values()):
-        dense = memory_report(nodes, plan, folding, fifo, spec.target.part, sharing=False)
-        mem.dense_bram18 = dense.bram18
-    problems = mem.fits()
-    if problems:
-        raise DoesNotFitError(f"{spec.name} does not fit {spec.target.part}: "
-                              + "; ".join(problems))
-    return Prepared(spec, nodes, weights, frames, plan, folding, fifo, mem,
-                    {"weights_s": t1 - t0, "calibration_s": t2 - t1}, original)
 
 
 def project_dir(spec: NetworkSpec, backend: str | None = None) -> Path:
-    return BUILD / "hls" / f"{spec.name}_{(backend or spec.target.backend).lower()}"
+    return paths.BUILD / "hls" / f"{spec.name}_{(backend or spec.target.backend).lower()}"
 
 
 def build_project(prep: Prepared, backend: str | None = None, out_dir: Path | None = None,
                   compile_: bool = True, log=print):
     """Convert with hls4ml, write the project (with golden tb_data) and compile the C sim."""
-    from hls.convert import convert
+    from hls.hls4ml_backend.convert import convert
     from model.builder import build_qkeras
 
     out_dir = out_dir or project_dir(prep.spec, backend)
@@ -135,7 +44,7 @@ def build_project(prep: Prepared, backend: str | None = None, out_dir: Path | No
         hls_model.compile()
     else:
         hls_model.write()
-    from hls.testbench import write_testbench
+    from hls.hls4ml_backend.testbench import write_testbench
 
     write_testbench(out_dir, hls_model, prep.frames, prep.nodes, prep.plan)
     t2 = time.perf_counter()

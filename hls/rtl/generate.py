@@ -10,7 +10,7 @@ files under the output directory, referenced by absolute path.
 FIFO depths: every block boundary gets a FIFO of two pixels' beats; a max-pool's output
 gets one of a whole output row (it emits a row in a burst on every other input row); the
 1x1 branch of a Fire module gets one deep enough to hold the pixels that arrive while the
-3x3 branch fills its line buffer (``hls.folding.fifo_depths``), otherwise the fork stalls
+3x3 branch fills its line buffer (``hls.plan.folding.fifo_depths``), otherwise the fork stalls
 and the pipeline deadlocks.
 """
 
@@ -19,14 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hls.folding import LayerFolding, fifo_depths
-from hls.rtl_mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
+from hls.plan.folding import LayerFolding, fifo_depths
+from hls.rtl.mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
 from model import golden
 from model.graph import Node
+from model.paths import RTL_DIR
 from model.quantize import QuantPlan
 
-REPO = Path(__file__).resolve().parents[1]
-RTL_DIR = REPO / "firmware" / "rtl"
 TEMPLATE = "sqz_top.v.j2"
 ACT_BITS = 8
 CHAIN_FIFO_DEPTH = 4

@@ -18,7 +18,6 @@ Precisions (hls4ml config, per layer name):
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import ClassVar
 
 import hls4ml
@@ -36,9 +35,10 @@ from hls4ml.model.types import (
 
 from model.golden import gap_reciprocal
 from model.graph import pool_out_ceil
+from model.paths import FIRMWARE
+from model.spec import BACKENDS
 
-BACKENDS = ("Vivado", "Vitis")
-KERNEL_HEADER = Path(__file__).resolve().parents[1] / "firmware" / "nnet_sqz_pool_stream.h"
+KERNEL_HEADER = FIRMWARE / "nnet_sqz_pool_stream.h"
 _INCLUDE = ["nnet_utils/" + KERNEL_HEADER.name]
 
 

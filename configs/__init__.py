@@ -1,0 +1,1 @@
+"""Bundled network / target specs (package data)."""

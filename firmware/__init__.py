@@ -1,0 +1,1 @@
+"""Hand-written hardware sources: HLS C++ kernels and the Verilog library (package data)."""

@@ -1,0 +1,34 @@
+"""FPGA parts the plan budgets against: block RAM, DSP slices and LUTs per device family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    bram36: int
+    dsp: int
+    lut: int
+    uram: int = 0
+
+    @property
+    def bram18(self) -> int:
+        return 2 * self.bram36
+
+
+PARTS = {
+    "xczu9eg": Part("xczu9eg", 912, 2520, 274080),
+    "xczu7ev": Part("xczu7ev", 312, 1728, 230400, 96),
+    "xc7z020": Part("xc7z020", 140, 220, 53200),
+    "xcu250": Part("xcu250", 2688, 12288, 1728000, 1280),
+}
+
+
+def part_info(part: str) -> Part:
+    for key, info in PARTS.items():
+        if part.lower().startswith(key):
+            return info
+    raise ValueError(f"unknown FPGA part {part!r}; known families: {', '.join(PARTS)} "
+                     "(e.g. xczu9eg-ffvb1156-2-e)")

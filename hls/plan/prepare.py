@@ -1,0 +1,112 @@
+"""The backend-neutral hardware plan of a spec: what both hardware flows build from.
+
+``prepare`` turns a spec into the graph, the float weights (compressed when the spec asks),
+the calibration frames, the quantization plan, the folding, the FIFO policy and the memory
+budget, and refuses a design that does not fit the part. The hls4ml backend
+(``hls.hls4ml_backend``) and the open RTL backend (``hls.rtl``) both take a ``Prepared``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hls.plan.folding import LayerFolding, fifo_depths, fold_within_budget
+from hls.plan.memory import MemoryReport, memory_report
+from model.builder import float_weights
+from model import paths
+from model.errors import SqzError
+from model.graph import Node, build_graph
+from model.quantize import FloatWeights, QuantPlan, calibrate
+from model.spec import NetworkSpec
+
+
+
+class DoesNotFitError(SqzError):
+    """The configuration needs more on-chip resources than the chosen part has."""
+
+
+@dataclass
+class Frame:
+    name: str
+    pixels: np.ndarray  # uint8 (H, W, C) raw BGR
+
+
+@dataclass
+class Prepared:
+    spec: NetworkSpec
+    nodes: list[Node]
+    weights: FloatWeights
+    frames: list[Frame]
+    plan: QuantPlan
+    folding: dict[str, LayerFolding]
+    fifo: dict[str, int]
+    memory: MemoryReport
+    timings: dict[str, float] = field(default_factory=dict)
+    # the weights before spec.compression (None when the spec compresses nothing)
+    uncompressed: FloatWeights | None = None
+
+
+def demo_frames(spec: NetworkSpec) -> list[Frame]:
+    """The bundled real photos, resized and cropped to the network input, as raw BGR."""
+    from model.photos import bundled_photos, to_network_input
+
+    if spec.height != spec.width:
+        raise ValueError(f"the photo frames are square crops; the spec asks for "
+                         f"{spec.height}x{spec.width}")
+    frames = []
+    for p in bundled_photos():
+        x = to_network_input(p.rgb, spec.height)
+        if spec.channels == 1:
+            x = x.mean(axis=2, keepdims=True).round().astype(np.uint8)
+        elif spec.channels != 3:
+            raise ValueError(f"photos have 1 or 3 channels; the spec asks for {spec.channels}")
+        frames.append(Frame(p.name, x))
+    return frames
+
+
+def prepare(spec: NetworkSpec, log=print) -> Prepared:
+    t0 = time.perf_counter()
+    nodes = build_graph(spec)
+    weights = float_weights(spec, nodes, paths.BUILD / "weights")
+    t1 = time.perf_counter()
+    frames = demo_frames(spec)
+    c = spec.compression
+    original = None
+    if c.active:  # Deep Compression in float, before calibration and quantization
+        from model.compress import compress_weights, correct_biases
+
+        original = weights
+        weights, _ = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
+        weights = correct_biases(nodes, original, weights, [f.pixels for f in frames])
+        log("compression: "
+            + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
+               if c.sparsity else "no pruning")
+            + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
+               "indices)" if c.share_bits else "") + "; biases corrected")
+    plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
+    t2 = time.perf_counter()
+    # The pipeline is balanced for the target, within the part's DSP slices (one
+    # multiplier each); a target that needs more is relaxed until it fits.
+    from hls.plan.parts import part_info
+
+    folding, met = fold_within_budget(nodes, spec.target.target_cycles_per_frame,
+                                      part_info(spec.target.part).dsp)
+    if met != spec.target.target_cycles_per_frame:
+        log(f"folding: {spec.target.target_cycles_per_frame:,d} cycles/frame needs more "
+            f"multipliers than {spec.target.part} has; balanced for {met:,d} instead")
+    fifo = fifo_depths(nodes)
+    mem = memory_report(nodes, plan, folding, fifo, spec.target.part)
+    if any(lq.shared for lq in plan.layers.values()):
+        dense = memory_report(nodes, plan, folding, fifo, spec.target.part, sharing=False)
+        mem.dense_bram18 = dense.bram18
+    problems = mem.fits()
+    if problems:
+        raise DoesNotFitError(f"{spec.name} does not fit {spec.target.part}: "
+                              + "; ".join(problems))
+    return Prepared(spec, nodes, weights, frames, plan, folding, fifo, mem,
+                    {"weights_s": t1 - t0, "calibration_s": t2 - t1}, original)
+
+

@@ -1,0 +1,32 @@
+"""Where the project's files are: the one definition of the repository, build and source paths.
+
+Hand-written hardware sources (``firmware``) and the bundled configs (``configs``) are
+package data, located through ``importlib.resources``, so the installed ``sqz`` finds them
+whether it was installed editable or not. Generated files go under ``BUILD``: the
+checkout's ``build/`` when running from a checkout, else ``./build`` of the working
+directory.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+# A checkout holds pyproject.toml beside the packages; an installed copy does not.
+REPO: Path = _ROOT if (_ROOT / "pyproject.toml").is_file() else Path.cwd()
+BUILD: Path = REPO / "build"
+FIRMWARE: Path = Path(str(resources.files("firmware")))
+RTL_DIR: Path = FIRMWARE / "rtl"
+CONFIGS: Path = Path(str(resources.files("configs")))
+DEFAULT_CONFIG: Path = CONFIGS / "squeezenet_v1_1.yaml"
+TRAIN_CONFIG: Path = CONFIGS / "fashion_mnist.yaml"
+
+
+def config_path(name: str | Path) -> Path:
+    """A config given as a path, or as the name of a bundled one (``tiny`` or ``tiny.yaml``)."""
+    p = Path(name)
+    if p.exists() or p.is_absolute() or len(p.parts) > 1:
+        return p
+    bundled = CONFIGS / (p.name if p.suffix else p.name + ".yaml")
+    return bundled if bundled.is_file() else p
