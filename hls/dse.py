@@ -102,6 +102,13 @@ class EngineUnavailable(SqzError):
     """The requested cluster engine is not installed."""
 
 
+class PointsFailed(SqzError, RuntimeError):
+    """Some points of the sweep raised; the message gives each point's error type and
+    message, and the finished points are kept for a rerun."""
+
+    exit_code = 1
+
+
 # ----------------------------------------------------------------------------- settings
 
 
@@ -388,14 +395,14 @@ def train_and_evaluate(spec: NetworkSpec, nodes, data, settings: Settings,
 
 def hardware_metrics(spec: NetworkSpec, nodes, settings: Settings) -> dict:
     """Size, folding and throughput of a spec (no weights needed)."""
-    from hls.plan.folding import fold_within_budget
     from hls.plan.parts import part_info
     from hls.plan.perf import perf_report
+    from hls.plan.prepare import fold
 
     part = part_info(spec.target.part)
     budget = settings.dsp or part.dsp
     target = target_cycles(spec, settings)
-    folding, met = fold_within_budget(nodes, target, budget)
+    folding, met = fold(spec, nodes, target, budget)
     perf = perf_report(spec.name, folding, spec.target.clock_mhz, part.dsp)
     sizes = spec.fire_sizes()
     e3 = sum(s[2] for s in sizes)
@@ -426,8 +433,7 @@ def _task_data(task: PointTask):
 
 def _hardware_row(task: PointTask, nodes, weights, plan, calib_x: np.ndarray) -> dict:
     """Folding, throughput and on-chip memory of the point (``plan`` None: calibrate)."""
-    from hls.plan.folding import fifo_depths
-    from hls.plan.memory import memory_report
+    from hls.plan.prepare import fifos_and_memory
     from model.quantize import calibrate
 
     spec, s = task.spec, task.settings
@@ -435,7 +441,7 @@ def _hardware_row(task: PointTask, nodes, weights, plan, calib_x: np.ndarray) ->
     folding = hw.pop("_folding")
     if plan is None:
         plan = calibrate(nodes, weights, _calibration_frames(calib_x, spec.seed, s.calib), spec)
-    mem = memory_report(nodes, plan, folding, fifo_depths(nodes), spec.target.part)
+    _, mem = fifos_and_memory(spec, nodes, plan, folding)
     return {**hw, "bram18": mem.bram18, "bram18_part": mem.part.bram18,
             "on_chip_bytes": mem.total_bytes, "fits": not mem.fits(),
             "problems": "; ".join(mem.fits()),
@@ -711,7 +717,7 @@ def run_dse(base: NetworkSpec, grid: Grid | None = None, settings: Settings = SH
         else:
             _run_dask(todo, workers, address, done)
     if failures:
-        raise RuntimeError(f"{len(failures)} of {len(tasks)} DSE points failed (finished "
+        raise PointsFailed(f"{len(failures)} of {len(tasks)} DSE points failed (finished "
                            f"points are kept in {out / 'points'}): " + " | ".join(failures))
     ordered = [rows[t.key] for t in tasks]
     mark_pareto(ordered)

@@ -11,8 +11,9 @@ import pytest
 
 from hls.plan.prepare import DoesNotFitError, prepare
 from model.paths import REPO
-from hls.plan.folding import choose_folding, fifo_depths, valid_reuse_factors
+from hls.plan.folding import choose_folding, valid_reuse_factors
 from hls.plan.memory import bram18_blocks, memory_report
+from hls.plan.streams import fifo_plan
 from hls.plan.parts import part_info
 from model.builder import CAFFE_BGR_MEAN, float_weights, fold_mean_into_bias
 from model.graph import build_graph
@@ -48,12 +49,15 @@ def test_folding_meets_the_target_with_valid_factors(target):
 
 def test_fifo_depth_covers_the_3x3_branch_latency():
     nodes = build_graph(spec_from_dict({"weights": "random"}))
-    d = fifo_depths(nodes, chain_depth=8)
+    plan = fifo_plan(nodes, choose_folding(nodes, 300_000))
     # fire2 at 56x56: the 3x3 branch emits its first pixel after 2 padded rows (58 px) + 3 px,
-    # the 1x1 branch after 1 px; the difference plus the chain depth goes on the 1x1 side.
-    assert d["fire2_expand1x1"] == 2 * 58 + 3 - 1 + 8
-    assert d["fire2_expand3x3"] == 8
-    assert d["fire9_expand1x1"] == 2 * 16 + 3 - 1 + 8
+    # the 1x1 branch after 1 px; the difference plus 10 pixels of slack is buffered on the
+    # 1x1 side, after the fork of the squeeze output.
+    assert plan.branch("fire2_squeeze1x1", "fire2_expand1x1").pixels == 2 * 58 + 3 - 1 + 10
+    assert plan.branch("fire2_squeeze1x1", "fire2_expand3x3") is None
+    assert plan.branch("fire9_squeeze1x1", "fire9_expand1x1").pixels == 2 * 16 + 3 - 1 + 10
+    # fire2_expand3x3 emits all 64 channels in one beat: at least four beats = four pixels
+    assert plan.output("fire2_expand3x3").pixels == 4
 
 
 def test_bram18_packing():
@@ -76,10 +80,10 @@ def test_v11_memory_budget_and_refusal_on_a_small_part():
     frame = np.random.default_rng(0).integers(0, 256, (227, 227, 3), dtype=np.uint8)
     plan = calibrate(nodes, weights, [frame], spec)
     fold = choose_folding(nodes, 1_500_000)
-    rep = memory_report(nodes, plan, fold, fifo_depths(nodes), "xczu9eg-ffvb1156-2-e")
+    rep = memory_report(nodes, plan, fold, fifo_plan(nodes, fold), "xczu9eg-ffvb1156-2-e")
     assert rep.weight_bytes == 1_231_552            # 8-bit weights of v1.1
     assert rep.fits() == []
-    small = memory_report(nodes, plan, fold, fifo_depths(nodes), "xc7z020clg400-1")
+    small = memory_report(nodes, plan, fold, fifo_plan(nodes, fold), "xc7z020clg400-1")
     problems = small.fits()
     assert problems and "BRAM: needs" in problems[0] and "xc7z020 has 280" in problems[0]
 

@@ -34,6 +34,9 @@ module sqz_mvu #(
     parameter OUT_BITS = 8,
     // Weight sharing: 0 = the ROM holds the weights; 1 .. 8 = it holds codebook indices
     parameter SHARE_BITS = 0,
+    // Output FIFO words: a power of two >= clog2(SIMD) + 8 (the generator passes the value
+    // hls.plan.streams.mvu_fifo_depth gives; 16 covers SIMD <= 256)
+    parameter OUT_FIFO_DEPTH = 16,
     // Absolute paths of the $readmemh images (layouts: firmware/rtl/README.md, written by
     // hls/rtl_mem.py): N_IN/SIMD * N_OUT/PE words of PE*SIMD*W_BITS bits (PE*SIMD*
     // SHARE_BITS with sharing), N_OUT/PE words of PE*BIAS_BITS bits, and (sharing only)
@@ -104,9 +107,9 @@ localparam integer FLAG_STAGES = LEVELS + 1;   // products + tree levels
 
 // Issue to FIFO write is LEVELS + 4 clocks and the FIFO adds 2 before a beat can leave,
 // so LEVELS + 7 beats may be in flight at full rate; one more word keeps the credit limit
-// out of the way.
-localparam FW = $clog2(LEVELS + 8);
-localparam integer FIFO_DEPTH = 1 << FW;
+// out of the way: OUT_FIFO_DEPTH >= LEVELS + 8 (checked below).
+localparam FW = $clog2(OUT_FIFO_DEPTH);
+localparam integer FIFO_DEPTH = OUT_FIFO_DEPTH;
 localparam CW = FW + 1;
 
 // Requantization width: the accumulator, a rounding carry, any left shift; at least two
@@ -142,6 +145,11 @@ initial begin
     end
     if (SHARE_BITS < 0 || SHARE_BITS > 8) begin
         $error("sqz_mvu: SHARE_BITS must be 0 (no sharing) .. 8");
+        $finish;
+    end
+    if (OUT_FIFO_DEPTH < LEVELS + 8 || (OUT_FIFO_DEPTH & (OUT_FIFO_DEPTH - 1)) != 0) begin
+        $error("sqz_mvu %m: OUT_FIFO_DEPTH %0d is not a power of two >= clog2(SIMD) + 8",
+               OUT_FIFO_DEPTH);
         $finish;
     end
 end

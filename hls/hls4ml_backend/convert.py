@@ -3,7 +3,8 @@
 Every layer's precision is set explicitly from the plan (hls4ml's defaults, such as
 ``ap_fixed<16,6>`` for untyped tensors, do not match the golden arithmetic), the conv
 blocks use the Resource strategy with the folding's reuse factors (weights in BRAM ROMs),
-and every stream gets the depth ``hls.plan.folding.fifo_depths`` computed instead of H*W.
+and every stream gets the depth of the plan's FIFO policy (``hls.plan.streams``) instead
+of H*W.
 After conversion the precisions hls4ml actually resolved are checked against the plan,
 so a silent override cannot slip through.
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hls.plan.folding import LayerFolding, fifo_depths
+from hls.plan.folding import LayerFolding
+from hls.plan.streams import FifoPlan, fifo_plan
 from model.builder import INPUT_NAME, keras_output_name
 from model.graph import Node
 from model.quantize import QuantPlan
@@ -74,7 +76,7 @@ def hls_config(model, nodes: list[Node], plan: QuantPlan, folding: dict[str, Lay
 
 def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
             folding: dict[str, LayerFolding], output_dir: Path, backend: str | None = None,
-            trace: bool = True):
+            trace: bool = True, fifos: FifoPlan | None = None):
     """Convert and type-check; returns the hls4ml ModelGraph (not yet written/compiled)."""
     import hls4ml
 
@@ -95,7 +97,7 @@ def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
         clock_period=round(1000.0 / spec.target.clock_mhz, 3),
     )
     check_precisions(hls_model, nodes, plan)
-    apply_fifo_depths(hls_model, nodes)
+    apply_fifo_depths(hls_model, nodes, fifos or fifo_plan(nodes, folding))
     apply_weight_sharing(hls_model, nodes, plan)
     return hls_model
 
@@ -142,15 +144,51 @@ def check_precisions(hls_model, nodes: list[Node], plan: QuantPlan) -> None:
                            + "\n  ".join(wrong))
 
 
-def apply_fifo_depths(hls_model, nodes: list[Node], chain_depth: int = 8) -> dict[str, int]:
-    """Set every stream's depth pragma; returns {hls4ml variable name: depth}."""
-    planned = {keras_output_name(n): d for n, d in
-               zip(nodes, (fifo_depths(nodes, chain_depth)[n.name] for n in nodes))}
+def stream_edges(hls_model, nodes: list[Node]) -> dict[str, tuple[str, str | None]]:
+    """hls4ml stream variable name -> (producer block, consumer block or None).
+
+    A block's output stream (its last Keras layer) maps to (block, None); a copy made by
+    hls4ml's ``Clone`` layer where a stream forks maps to (block, the block that reads the
+    copy, past any layer hls4ml inserts in front of it such as ``ZeroPadding2D``). Streams
+    inside a block (a conv's pre-activation, its padding) and the network input map to
+    ("", None): the plan holds no FIFO there.
+    """
+    blocks = {keras_output_name(n): n.name for n in nodes}
+    names = {n.name for n in nodes}
+    layers = list(hls_model.get_layers())
+    readers: dict[str, list] = {}
+    for layer in layers:
+        for i in layer.inputs:
+            readers.setdefault(i, []).append(layer)
+
+    def reading_block(out_name: str) -> str:
+        layer = readers[out_name][0]
+        while layer.name not in names:  # inserted in front of the block (padding)
+            layer = readers[layer.outputs[0]][0]
+        return layer.name
+
+    edges: dict[str, tuple[str, str | None]] = {}
+    for layer in layers:
+        for out_name in layer.outputs:
+            var = layer.get_output_variable(out_name)
+            if layer.class_name == "Clone":
+                edges[var.name] = (blocks[layer.inputs[0]], reading_block(out_name))
+            elif layer.name in blocks:
+                edges[var.name] = (blocks[layer.name], None)
+            else:
+                edges[var.name] = ("", None)
+    return edges
+
+
+def apply_fifo_depths(hls_model, nodes: list[Node], fifos: FifoPlan) -> dict[str, int]:
+    """Set every stream's depth pragma from the FIFO plan; returns {variable: depth}."""
+    edges = stream_edges(hls_model, nodes)
     depths = {}
     for layer in hls_model.get_layers():
         for var in layer.get_variables():
             if getattr(var, "pragma", None) and var.pragma[0] == "stream":
-                depth = planned.get(layer.name, chain_depth)
+                producer, consumer = edges.get(var.name, ("", None))
+                depth = fifos.hls_depth(producer, consumer)
                 var.pragma = ("stream", depth)
                 depths[var.name] = depth
     return depths

@@ -35,9 +35,12 @@ def build_project(prep: Prepared, backend: str | None = None, out_dir: Path | No
     t0 = time.perf_counter()
     qmodel = build_qkeras(prep.spec, prep.nodes, prep.plan)
     hls_model = convert(prep.spec, prep.nodes, prep.plan, qmodel, prep.folding, out_dir,
-                        backend=backend)
+                        backend=backend, fifos=prep.fifo)
     t1 = time.perf_counter()
     if compile_:
+        from hls.hls4ml_backend.testbench import require_gxx
+
+        require_gxx()  # before hls4ml's build_lib.sh fails with a bare Exception
         # Compiled once, with the per-layer trace hooks in: hls4ml's own trace() would
         # recompile on every call (seconds to a minute each).
         hls_model.config.trace_output = True

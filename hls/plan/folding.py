@@ -143,37 +143,3 @@ def fold_within_budget(nodes: list[Node], target_cycles: int,
             raise ValueError(f"even one multiplier per conv needs {mults} multipliers, "
                              f"more than the budget of {max_multipliers}")
         target = int(target * 1.05) + 1
-
-
-def fifo_depths(nodes: list[Node], chain_depth: int = 8) -> dict[str, int]:
-    """Stream depth per block output, from the producer/consumer timing.
-
-    A plain chain needs only a few words (every block consumes in the order it is fed).
-    A Fire module forks the squeeze output into a 1x1 and a 3x3 branch that the concat
-    joins pixel by pixel; the 3x3 branch emits its first pixel only after its line buffer
-    holds (K-1) padded rows plus K pixels, so the 1x1 branch must buffer that many pixels
-    or the fork stalls and the pipeline deadlocks. hls4ml's default (H*W words per stream)
-    would cost megabytes at 227x227.
-    """
-    depths = {n.name: chain_depth for n in nodes}
-    by_name = {n.name: n for n in nodes}
-    for n in nodes:
-        if n.kind not in ("concat", "add"):
-            continue
-        a, b = (by_name.get(i) for i in n.inputs)
-        lat = {}
-        for x in (a, b):
-            if x is None:
-                continue
-            k, pad = x.kernel, x.pad
-            w_pad = x.in_shape[1] + 2 * pad
-            lat[x.name] = (k - 1) * w_pad + k if x.kind == "conv" else 0
-        if n.kind == "add":  # bypass: the fire input waits for the whole Fire module
-            w = n.out_shape[1]
-            lat[n.inputs[1]] = 2 * (w + 2) + 3
-            lat[n.inputs[0]] = 0
-        slow = max(lat.values())
-        for name, own in lat.items():
-            if name in depths:
-                depths[name] = max(depths[name], slow - own + chain_depth)
-    return depths

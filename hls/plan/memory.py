@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from hls.plan.folding import LayerFolding
 from hls.plan.parts import Part, part_info
+from hls.plan.streams import FifoPlan
 from model.graph import Node
 from model.quantize import QuantPlan
 
@@ -45,18 +46,21 @@ class MemoryRow:
 
 
 def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFolding],
-                fifo_depths: dict[str, int], sharing: bool = True) -> list[MemoryRow]:
+                fifos: FifoPlan, sharing: bool = True) -> list[MemoryRow]:
     """Every on-chip memory of the pipeline; ``sharing=False`` counts shared layers as if
     they stored their 8-bit weights (the baseline the BRAM saved is measured against)."""
     rows: list[MemoryRow] = []
 
-    def place(layer: str, kind: str, depth: int, width: int, rom: bool = False) -> None:
-        if depth <= 1 or (not rom and depth <= LUTRAM_MAX_DEPTH):
-            where = "registers" if depth <= 1 else "LUTRAM/SRL"
+    def place(layer: str, kind: str, depth: int, width: int, rom: bool = False,
+              ram_depth: int | None = None) -> None:
+        """``ram_depth``: the part of ``depth`` in the memory array (a FIFO's output
+        register is not)."""
+        ram = depth if ram_depth is None else ram_depth
+        if ram <= 1 or (not rom and ram <= LUTRAM_MAX_DEPTH):
+            where = "registers" if ram <= 1 else "LUTRAM/SRL"
             rows.append(MemoryRow(layer, kind, depth, width, where, 0))
         else:
-            rows.append(MemoryRow(layer, kind, depth, width, "BRAM",
-                                  bram18_blocks(depth, width)))
+            rows.append(MemoryRow(layer, kind, depth, width, "BRAM", bram18_blocks(ram, width)))
 
     for n in nodes:
         lq = plan.layers[n.name]
@@ -83,8 +87,12 @@ def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFold
         elif n.kind == "gap":
             rows.append(MemoryRow(n.name, "accumulators", 1,
                                   n.in_shape[2] * (lq.out_fmt.width + 8), "registers", 0))
-        if n is not nodes[-1]:  # the last block drives the top-level output port
-            place(n.name, "fifo", fifo_depths.get(n.name, 2), act_bits)
+    # The FIFO policy's FIFOs as the RTL instantiates them (sqz_fifo: a power-of-two RAM
+    # plus an output register); hls4ml's streams get the same depths in pixels.
+    for f in fifos.fifos:
+        label = {"output": f.producer, "mvu": f"{f.producer} (MVU out)",
+                 "branch": f"{f.consumer} (in)"}[f.kind]
+        place(label, "fifo", f.words, f.width, ram_depth=f.words - 1)
     return rows
 
 
@@ -148,7 +156,11 @@ class MemoryReport:
 
 
 def memory_report(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFolding],
-                  fifo: dict[str, int], part: str, sharing: bool = True) -> MemoryReport:
+                  fifo: FifoPlan, part: str, sharing: bool = True) -> MemoryReport:
+    """The memory budget of the plan on ``part``; with shared-weight layers it also gives
+    the BRAM18 of the same design storing 8-bit weights (``dense_bram18``)."""
     mults = sum(f.multipliers for f in folding.values())
-    return MemoryReport(memory_rows(nodes, plan, folding, fifo, sharing), part_info(part),
-                        mults)
+    rep = MemoryReport(memory_rows(nodes, plan, folding, fifo, sharing), part_info(part), mults)
+    if sharing and any(lq.shared for lq in plan.layers.values()):
+        rep.dense_bram18 = sum(r.bram18 for r in memory_rows(nodes, plan, folding, fifo, False))
+    return rep

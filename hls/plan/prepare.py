@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hls.plan.folding import LayerFolding, fifo_depths, fold_within_budget
+from hls.plan.folding import LayerFolding, fold_within_budget
 from hls.plan.memory import MemoryReport, memory_report
+from hls.plan.streams import FifoPlan, fifo_plan
 from model.builder import float_weights
 from model import paths
 from model.errors import SqzError
@@ -42,7 +43,7 @@ class Prepared:
     frames: list[Frame]
     plan: QuantPlan
     folding: dict[str, LayerFolding]
-    fifo: dict[str, int]
+    fifo: FifoPlan
     memory: MemoryReport
     timings: dict[str, float] = field(default_factory=dict)
     # the weights before spec.compression (None when the spec compresses nothing)
@@ -67,6 +68,24 @@ def demo_frames(spec: NetworkSpec) -> list[Frame]:
     return frames
 
 
+def fold(spec: NetworkSpec, nodes: list[Node], target: int | None = None,
+         dsp: int | None = None) -> tuple[dict[str, LayerFolding], int]:
+    """The folding balanced for ``target`` cycles/frame (default: the spec's) within ``dsp``
+    multipliers (default: the part's DSP slices, one multiplier each); a target that needs
+    more is relaxed until it fits. Returns the folding and the target it met."""
+    from hls.plan.parts import part_info
+
+    return fold_within_budget(nodes, target or spec.target.target_cycles_per_frame,
+                              dsp or part_info(spec.target.part).dsp)
+
+
+def fifos_and_memory(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan,
+                     folding: dict[str, LayerFolding]) -> tuple[FifoPlan, MemoryReport]:
+    """The FIFO policy's FIFOs and the on-chip memory budget of a folded, quantized design."""
+    fifo = fifo_plan(nodes, folding)
+    return fifo, memory_report(nodes, plan, folding, fifo, spec.target.part)
+
+
 def prepare(spec: NetworkSpec, log=print) -> Prepared:
     t0 = time.perf_counter()
     nodes = build_graph(spec)
@@ -88,20 +107,11 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
                "indices)" if c.share_bits else "") + "; biases corrected")
     plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
     t2 = time.perf_counter()
-    # The pipeline is balanced for the target, within the part's DSP slices (one
-    # multiplier each); a target that needs more is relaxed until it fits.
-    from hls.plan.parts import part_info
-
-    folding, met = fold_within_budget(nodes, spec.target.target_cycles_per_frame,
-                                      part_info(spec.target.part).dsp)
+    folding, met = fold(spec, nodes)
     if met != spec.target.target_cycles_per_frame:
         log(f"folding: {spec.target.target_cycles_per_frame:,d} cycles/frame needs more "
             f"multipliers than {spec.target.part} has; balanced for {met:,d} instead")
-    fifo = fifo_depths(nodes)
-    mem = memory_report(nodes, plan, folding, fifo, spec.target.part)
-    if any(lq.shared for lq in plan.layers.values()):
-        dense = memory_report(nodes, plan, folding, fifo, spec.target.part, sharing=False)
-        mem.dense_bram18 = dense.bram18
+    fifo, mem = fifos_and_memory(spec, nodes, plan, folding)
     problems = mem.fits()
     if problems:
         raise DoesNotFitError(f"{spec.name} does not fit {spec.target.part}: "
