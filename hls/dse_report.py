@@ -48,14 +48,16 @@ def pareto_front(rows: Sequence[dict], objectives: Sequence[tuple[str, str]]) ->
         vals = [r.get(c) for c, _ in objectives]
         vecs.append(None if any(v is None for v in vals) else
                     [float(v) if d == "max" else -float(v)
-                     for v, (_, d) in zip(vals, objectives)])
+                     for v, (_, d) in zip(vals, objectives, strict=True)])
     mask = []
     for i, a in enumerate(vecs):
         if a is None:
             mask.append(False)
             continue
-        dominated = any(b is not None and j != i and all(y >= x for x, y in zip(a, b))
-                        and any(y > x for x, y in zip(a, b)) for j, b in enumerate(vecs))
+        dominated = any(b is not None and j != i
+                        and all(y >= x for x, y in zip(a, b, strict=True))
+                        and any(y > x for x, y in zip(a, b, strict=True))
+                        for j, b in enumerate(vecs))
         mask.append(not dominated)
     return mask
 
@@ -66,7 +68,7 @@ PARETO_OBJECTIVES = (("accuracy", "max"), ("weight_bytes", "min"), ("bram18", "m
 
 def mark_pareto(rows: list[dict]) -> None:
     """Column ``pareto``: on the joint front (8-bit accuracy, weight bytes, BRAM18, fps)."""
-    for r, m in zip(rows, pareto_front(rows, PARETO_OBJECTIVES)):
+    for r, m in zip(rows, pareto_front(rows, PARETO_OBJECTIVES), strict=True):
         r["pareto"] = m
 
 
@@ -165,7 +167,7 @@ def plot_accuracy_vs_size(rows: list[dict], grid: Grid, settings: Settings,
                s=14, color="#bbbbbb", label="other grid points", zorder=1)
     sweeps = (("SR", [r for r in have if r["pct3x3"] == pct0], f"pct3x3={pct0:g}", "#4477aa"),
               ("pct3x3", [r for r in have if r["SR"] == sr0], f"SR={sr0:g}", "#ee6677"))
-    for (axis, sel, fixed, color), dy in zip(sweeps, (5, -11)):
+    for (axis, sel, fixed, color), dy in zip(sweeps, (5, -11), strict=True):
         sel = sorted(sel, key=lambda r: r[axis])
         if not sel:
             continue
@@ -174,7 +176,7 @@ def plot_accuracy_vs_size(rows: list[dict], grid: Grid, settings: Settings,
                 label=f"{axis} sweep ({fixed}), 8-bit", zorder=3)
         ax.plot(xs, [100 * r["float_accuracy"] for r in sel], "--", color=color, alpha=0.5,
                 lw=1, label=f"{axis} sweep, float", zorder=2)
-        for r, x in zip(sel, xs):
+        for r, x in zip(sel, xs, strict=True):
             ax.annotate(f"{axis}={r[axis]:g}", (x, 100 * r["accuracy"]), fontsize=7,
                         textcoords="offset points", xytext=(4, dy), color=color)
     ax.set_xlabel("model size: 8-bit weights (kB)")
@@ -199,14 +201,14 @@ def plot_hardware(rows: list[dict], settings: Settings, path: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     srs = sorted({r["SR"] for r in have})
     cmap = plt.get_cmap("viridis")
-    for ax, (col, direction, label) in zip(axes, panels):
+    for ax, (col, direction, label) in zip(axes, panels, strict=True):
         front = pareto_front(have, (("accuracy", "max"), (col, direction)))
         for i, sr in enumerate(srs):
             sel = [r for r in have if r["SR"] == sr]
             ax.scatter([r[col] for r in sel], [100 * r["accuracy"] for r in sel],
                        s=[12 + 50 * r["pct3x3"] for r in sel],
                        color=cmap(i / max(len(srs) - 1, 1)), label=f"SR={sr:g}", zorder=2)
-        on = sorted((r for r, m in zip(have, front) if m), key=lambda r: r[col])
+        on = sorted((r for r, m in zip(have, front, strict=True) if m), key=lambda r: r[col])
         ax.plot([r[col] for r in on], [100 * r["accuracy"] for r in on], "-", color="#cc3311",
                 lw=1, zorder=1)
         ax.scatter([r[col] for r in on], [100 * r["accuracy"] for r in on], s=120,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import InputError, InputNotFound
 from model.graph import Node
 from model.quantize import FloatWeights, QuantPlan
 from model.spec import NetworkSpec
@@ -73,20 +74,20 @@ def file_weights(path: str | Path, nodes: list[Node]) -> FloatWeights:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path} (written by make train or "
-                                "sqz finetune; relative paths are taken from the current "
-                                "directory)")
+        raise InputNotFound(f"weights file not found: {path} (written by make train or "
+                            "sqz finetune; relative paths are taken from the current "
+                            "directory)")
     loaded = load_weights(path)
     out: FloatWeights = {}
     for n in nodes:
         if n.kind != "conv":
             continue
         if n.name not in loaded:
-            raise ValueError(f"{path}: no weights for {n.name} (has {', '.join(loaded)})")
+            raise InputError(f"{path}: no weights for {n.name} (has {', '.join(loaded)})")
         w, b = loaded[n.name]
         want = (n.kernel, n.kernel, n.in_shape[2], n.out_shape[2])
         if tuple(w.shape) != want or tuple(b.shape) != (n.out_shape[2],):
-            raise ValueError(f"{path}: {n.name} has kernel {tuple(w.shape)} and bias "
+            raise InputError(f"{path}: {n.name} has kernel {tuple(w.shape)} and bias "
                              f"{tuple(b.shape)}, the network needs {want} and "
                              f"({n.out_shape[2]},)")
         out[n.name] = (np.asarray(w, np.float32), np.asarray(b, np.float32))

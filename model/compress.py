@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model.errors import InputError
 from model.graph import Node
 
 FloatWeights = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -62,7 +63,7 @@ def prune(weights: FloatWeights, sparsity: float, per_layer: bool = False,
     Masks are boolean, True = kept, shaped like the kernels; biases are returned unchanged.
     """
     if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+        raise InputError(f"sparsity must be in [0, 1), got {sparsity}")
     names = list(weights)
     mags = {}
     for k in names:
@@ -99,7 +100,7 @@ def check_no_layer_emptied(masks: Masks, sparsity: float, per_layer: bool) -> No
         hint = "" if per_layer else (" (their weights are far smaller than the others', "
                                      "e.g. an input scale folded into conv1); prune per "
                                      "layer instead")
-        raise ValueError(f"{how} pruning to {sparsity:.0%} removes every weight of "
+        raise InputError(f"{how} pruning to {sparsity:.0%} removes every weight of "
                          f"{', '.join(emptied)}{hint}")
 
 
@@ -143,7 +144,7 @@ def share_weights(w: np.ndarray, bits: int, mask: np.ndarray | None = None,
     from threadpoolctl import threadpool_limits
 
     if not 1 <= bits <= 16:
-        raise ValueError(f"bits must be in 1..16, got {bits}")
+        raise InputError(f"bits must be in 1..16, got {bits}")
     mask = np.ones(w.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     size = 2**bits
     first = 1 if reserve_zero else 0
@@ -234,7 +235,7 @@ def share_on_grid(w: np.ndarray, bits: int, mask: np.ndarray | None = None,
     from model.quantize import weight_format
 
     if not 1 <= bits <= weight_bits:
-        raise ValueError(f"bits must be in 1..{weight_bits}, got {bits}")
+        raise InputError(f"bits must be in 1..{weight_bits}, got {bits}")
     mask = np.ones(w.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     fmt = weight_format(w[mask] if mask.any() else w, weight_bits)
     q = fmt.quantize(w)
@@ -468,7 +469,7 @@ def top5(logits: np.ndarray) -> np.ndarray:
 
 def agreement(reference: list[np.ndarray], logits: list[np.ndarray]) -> Agreement:
     a = Agreement(len(reference), 0, 0, 0)
-    for ref, got in zip(reference, logits):
+    for ref, got in zip(reference, logits, strict=True):
         r, g = top5(ref), top5(got)
         a.top1 += int(r[0] == g[0])
         a.top5_sets += int(set(r) == set(g))

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import InputError, InputNotFound
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_ROOT",
@@ -60,21 +62,21 @@ def read_idx(path: str | Path) -> np.ndarray:
             raw = f.read()
     except (OSError, EOFError) as exc:  # gzip errors are OSError / EOFError
         if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: cannot read: {exc}") from exc
+            raise InputNotFound(f"{path}: file not found") from exc
+        raise InputError(f"{path}: cannot read: {exc}") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+        raise InputError(f"{path}: not an IDX file (bad magic number)")
     type_code, ndim = raw[2], raw[3]
     if type_code not in _IDX_TYPES:
-        raise ValueError(f"{path}: unknown IDX data type 0x{type_code:02x}")
+        raise InputError(f"{path}: unknown IDX data type 0x{type_code:02x}")
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise InputError(f"{path}: truncated IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
     dtype = np.dtype(_IDX_TYPES[type_code])
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: IDX header says {dims} ({expected} bytes of data), the file "
+        raise InputError(f"{path}: IDX header says {dims} ({expected} bytes of data), the file "
                          f"holds {len(raw) - header}")
     data = np.frombuffer(raw, dtype, offset=header).reshape(dims)
     return data.astype(dtype.newbyteorder("="))
@@ -119,17 +121,17 @@ def load_fashion_mnist(root: str | Path = FASHION_MNIST_ROOT, split: str = "trai
     paths = [root / name for name in _FASHION_FILES[split]]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise InputNotFound(
             f"Fashion-MNIST not found ({', '.join(missing)}): install the Debian package "
             "with `apt-get install dataset-fashion-mnist` (as root; .ci/run or the Makefile "
             "can do it), or pass the folder that holds the IDX .gz files"
         )
     images, labels = (read_idx(p) for p in paths)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{paths[0]}: expected uint8 images (N, 28, 28), got "
+        raise InputError(f"{paths[0]}: expected uint8 images (N, 28, 28), got "
                          f"{images.dtype} {images.shape}")
     if labels.shape != images.shape[:1]:
-        raise ValueError(f"{paths[1]}: {labels.shape[0] if labels.ndim else 0} labels for "
+        raise InputError(f"{paths[1]}: {labels.shape[0] if labels.ndim else 0} labels for "
                          f"{images.shape[0]} images")
     return (to_input_size(images, height, width, channels), labels.astype(np.int64))
 
@@ -142,13 +144,13 @@ def image_folder_classes(root: str | Path) -> list[str]:
     """Class names of an image folder: the sorted sub-folders of ``<root>/train``."""
     train = Path(root) / "train"
     if not Path(root).is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
+        raise InputNotFound(f"image folder not found: {root}")
     if not train.is_dir():
-        raise FileNotFoundError(f"{root}: expected a 'train' folder with one sub-folder per "
-                                "class (train/<class>/*.jpg|png)")
+        raise InputNotFound(f"{root}: expected a 'train' folder with one sub-folder per "
+                            "class (train/<class>/*.jpg|png)")
     classes = _class_dirs(train)
     if not classes:
-        raise ValueError(f"{train}: no class sub-folders (expected train/<class>/*.jpg|png)")
+        raise InputError(f"{train}: no class sub-folders (expected train/<class>/*.jpg|png)")
     return classes
 
 
@@ -170,35 +172,35 @@ def load_image_folder(root: str | Path, size: int, classes: list[str] | None = N
     if classes is None:
         classes = image_folder_classes(root)
     if channels not in (1, 3):
-        raise ValueError(f"image folders give 1 or 3 channels, the spec asks for {channels}")
+        raise InputError(f"image folders give 1 or 3 channels, the spec asks for {channels}")
     split_dir = root / split
     if not split_dir.is_dir():
-        raise FileNotFoundError(f"{root}: no '{split}' folder (expected {split}/<class>/*.jpg)")
+        raise InputNotFound(f"{root}: no '{split}' folder (expected {split}/<class>/*.jpg)")
     unknown = sorted(set(_class_dirs(split_dir)) - set(classes))
     if unknown:
-        raise ValueError(f"{split_dir}: class folder(s) {', '.join(unknown)} are not among "
+        raise InputError(f"{split_dir}: class folder(s) {', '.join(unknown)} are not among "
                          f"the classes {', '.join(classes)}")
     xs, ys = [], []
     for label, name in enumerate(classes):
         class_dir = split_dir / name
         if not class_dir.is_dir():
             if split == "train":
-                raise FileNotFoundError(f"{class_dir}: class folder missing")
+                raise InputNotFound(f"{class_dir}: class folder missing")
             continue  # a validation split may lack a class
         files = sorted(p for p in class_dir.iterdir()
                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise ValueError(f"{class_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputError(f"{class_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
         for path in files:
             try:
                 frame = to_network_input(load_image(path).rgb, size)
             except (ValueError, OSError) as exc:
                 msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-                raise ValueError(f"unreadable image: {msg}") from exc
+                raise InputError(f"unreadable image: {msg}") from exc
             if channels == 1:
                 frame = frame.mean(axis=2, keepdims=True).round().astype(np.uint8)
             xs.append(frame)
             ys.append(label)
     if not xs:
-        raise ValueError(f"{split_dir}: no images in any class folder")
+        raise InputError(f"{split_dir}: no images in any class folder")
     return np.stack(xs), np.asarray(ys, dtype=np.int64)

@@ -21,3 +21,25 @@ class ToolNotFound(SqzError):
     """A tool the command needs (vendor HLS, Yosys, a simulator) is not installed."""
 
     exit_code = 1
+
+
+class InputError(SqzError, ValueError):
+    """A file or value the user gave (a dataset, an image, a weights file, a command-line
+    value) is malformed or out of range; the message names it. A ``ValueError`` too, so
+    library callers that catch ``ValueError`` keep working."""
+
+
+class InputNotFound(SqzError, FileNotFoundError):
+    """A file or folder the user named (a dataset, a weights file, a project) is missing."""
+
+
+class ToolFailed(SqzError, RuntimeError):
+    """A tool the command runs (g++, a vendor HLS tool, pip) ran and failed; the message
+    carries the end of its output. A ``RuntimeError`` too, as before."""
+
+    exit_code = 1
+
+
+class DoesNotFitError(SqzError, ValueError):
+    """The configuration needs more on-chip resources (BRAM, DSP) than the chosen part has;
+    the message gives the numbers."""

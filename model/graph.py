@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from model.spec import NetworkSpec
+from model.spec import NetworkSpec, SpecError
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
 def pool_out_ceil(size: int, pool: int = 3, stride: int = 2) -> int:
     """Caffe's ceil-mode pooling size (no padding): the last window may hang over the edge."""
     if size < pool:
-        raise ValueError(f"max-pool of {pool}x{pool} needs an input of at least {pool}, got {size}")
+        raise SpecError(f"max-pool of {pool}x{pool} needs an input of at least {pool}, got {size}")
     out = math.ceil((size - pool) / stride) + 1
     if (out - 1) * stride >= size:  # Caffe: the last window must start inside the image
         out -= 1
@@ -78,8 +78,8 @@ def build_graph(spec: NetworkSpec) -> list[Node]:
         h = conv_out(in_shape[0], k, s, p)
         w = conv_out(in_shape[1], k, s, p)
         if h < 1 or w < 1:
-            raise ValueError(f"{name}: a {in_shape[0]}x{in_shape[1]} input is too small "
-                             f"for a {k}x{k}/{s} convolution")
+            raise SpecError(f"{name}: a {in_shape[0]}x{in_shape[1]} input is too small "
+                            f"for a {k}x{k}/{s} convolution")
         node = Node(name, "conv", (src,), (h, w, filters), in_shape, k, s, p, relu=True)
         nodes.append(node)
         return node

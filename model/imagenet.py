@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import InputError
+
 __all__ = ["CLASS_NAMES_FILE", "NUM_CLASSES", "imagenet_class_names", "imagenet_label",
            "top_k"]
 
@@ -48,7 +50,7 @@ def imagenet_label(folder: str) -> int:
     if text.isdigit():
         if int(text) < NUM_CLASSES:
             return int(text)
-        raise ValueError(f"class folder {folder!r}: ImageNet indices are 0..{NUM_CLASSES - 1}")
+        raise InputError(f"class folder {folder!r}: ImageNet indices are 0..{NUM_CLASSES - 1}")
     key = text.replace("_", " ").lower()
     lookup = {name.lower(): i for i, name in enumerate(_class_names())}
     if key in lookup:
@@ -57,7 +59,7 @@ def imagenet_label(folder: str) -> int:
 
     close = difflib.get_close_matches(key, lookup, n=3)
     hint = f"; close: {', '.join(repr(c) for c in close)}" if close else ""
-    raise ValueError(f"class folder {folder!r} is not an ImageNet class name or index "
+    raise InputError(f"class folder {folder!r} is not an ImageNet class name or index "
                      f"0..{NUM_CLASSES - 1} (names: {CLASS_NAMES_FILE}){hint}")
 
 

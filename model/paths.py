@@ -9,8 +9,13 @@ directory.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model.spec import NetworkSpec
 
 _ROOT = Path(__file__).resolve().parents[1]
 # A checkout holds pyproject.toml beside the packages; an installed copy does not.
@@ -21,6 +26,8 @@ RTL_DIR: Path = FIRMWARE / "rtl"
 CONFIGS: Path = Path(str(resources.files("configs")))
 DEFAULT_CONFIG: Path = CONFIGS / "squeezenet_v1_1.yaml"
 TRAIN_CONFIG: Path = CONFIGS / "fashion_mnist.yaml"
+# The hls4ml project (and so its top-level C++ function and exported RTL module) name.
+HLS_PROJECT_NAME = "squeezenet"
 
 
 def config_path(name: str | Path) -> Path:
@@ -30,3 +37,10 @@ def config_path(name: str | Path) -> Path:
         return p
     bundled = CONFIGS / (p.name if p.suffix else p.name + ".yaml")
     return bundled if bundled.is_file() else p
+
+
+def top_module_name(spec: NetworkSpec) -> str:
+    """The Verilog module name of the spec's generated RTL top, also its file name
+    (``<name>.v``): ``sqz_`` + the spec's name, every character not allowed in a Verilog
+    identifier (``.`` and ``-`` in the bundled names) replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"sqz_{spec.name}")

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from model.errors import InputError, InputNotFound
+
 __all__ = ["Photo", "bundled_photos", "load_image", "to_network_input"]
 
 # Name -> file in scikit-image's data directory (all inside the scikit-image wheel).
@@ -81,7 +83,7 @@ def _to_rgb_array(image: Image.Image, source: str) -> np.ndarray:
     bits per channel raise ``ValueError``: converting them would clip or rescale silently.
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        raise ValueError(
+        raise InputError(
             f"{source}: {image.mode!r} images (more than 8 bits per channel) are not "
             "supported; convert it to 8-bit RGB first"
         )
@@ -140,22 +142,22 @@ def load_image(path: str | Path) -> Photo:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"image file not found: {path}")
+        raise InputNotFound(f"image file not found: {path}")
     if path.is_dir():
-        raise ValueError(f"{path} is a directory, not an image file")
+        raise InputError(f"{path} is a directory, not an image file")
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image) or image
             image.load()
             rgb = _to_rgb_array(image, str(path))
     except UnidentifiedImageError as exc:
-        raise ValueError(f"{path} is not an image Pillow can read") from exc
+        raise InputError(f"{path} is not an image Pillow can read") from exc
     except Image.DecompressionBombError as exc:
-        raise ValueError(f"{path} is too large to decode safely: {exc}") from exc
+        raise InputError(f"{path} is too large to decode safely: {exc}") from exc
     except PermissionError:
         raise
     except (OSError, SyntaxError) as exc:  # truncated or corrupt data
-        raise ValueError(f"{path} could not be decoded as an image: {exc}") from exc
+        raise InputError(f"{path} could not be decoded as an image: {exc}") from exc
     return Photo(path.stem, rgb)
 
 

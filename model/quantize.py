@@ -1,8 +1,8 @@
 """Quantization plan: calibrated fixed-point formats and integer weights for every block.
 
 One ``QuantPlan`` is the single source of truth for numbers. It renders to the QKeras
-quantizers (``model.builder``), the hls4ml per-layer precisions (``hls.hls4ml_backend.convert``) and the
-golden model's integer forward pass (``run_golden`` here).
+quantizers (``model.builder``), the hls4ml per-layer precisions
+(``hls.hls4ml_backend.convert``) and the golden model's integer forward pass (``run_golden`` here).
 
 Formats (all AP_RND rounding, AP_SAT saturation):
 - input: the raw 8-bit camera pixel, ``ap_ufixed<8,8>`` (integers 0..255).

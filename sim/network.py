@@ -3,22 +3,26 @@ it under cocotb, compare every class score with the golden model.
 
 ``prepare_network`` does the Python side (spec -> plan -> folding -> Verilog + ROM files +
 golden vectors in an .npz); ``run_network`` builds and runs the cocotb bench
-``sim/test_network.py`` and returns the figures it measured (written to ``result.json``).
+``sim.network_bench`` and returns the figures it measured (written to ``result.json``);
+``sim_full`` is ``sqz sim-full``: both on a config, with a report.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from hls.plan.prepare import Prepared, prepare
-from model import paths
 from hls.rtl.generate import RtlDesign, generate_rtl
+from model import paths
 from model.quantize import run_golden
 from model.spec import NetworkSpec
+
+BENCH = "sim.network_bench"
 
 
 def rtl_dir(spec: NetworkSpec) -> Path:
@@ -30,20 +34,19 @@ def prepare_network(spec: NetworkSpec, frames: int | None = None,
     """Generate the RTL and the golden vectors; returns (prep, design, vectors .npz)."""
     prep = prep or prepare(spec)
     out = rtl_dir(spec)
-    top = f"sqz_{spec.name}".replace(".", "_").replace("-", "_")
-    design = generate_rtl(top, prep.nodes, prep.plan, prep.folding, out,
-                          source=f"{spec.name} ({spec.variant})",
+    design = generate_rtl(paths.top_module_name(spec), prep.nodes, prep.plan, prep.folding,
+                          out, source=f"{spec.name} ({spec.variant})",
                           description=f"{spec.height}x{spec.width}x{spec.channels} -> "
                                       f"{spec.classes} classes")
     chosen = prep.frames[:frames] if frames else prep.frames
     pixels = np.stack([f.pixels for f in chosen])
     gap = prep.nodes[-1].name
     expected = np.stack([run_golden(prep.nodes, prep.plan, f.pixels)[gap] for f in chosen])
+    s_in, s_out = design.streams[design.in_stream], design.streams[design.out_stream]
     vectors = out / "vectors.npz"
     np.savez(vectors, pixels=pixels, expected=expected,
              names=np.array([f.name for f in chosen]),
-             in_lanes=design.in_stream.lanes, out_lanes=design.out_stream.lanes,
-             out_bits=design.out_stream.bits)
+             in_lanes=s_in.lanes, out_lanes=s_out.lanes, out_bits=s_out.bits)
     return prep, design, vectors
 
 
@@ -65,9 +68,43 @@ def run_network(spec: NetworkSpec, design: RtlDesign, vectors: Path, testcase: s
     t0 = time.perf_counter()
     run_cocotb(toplevel or design.top,
                sources if sources is not None else design.sources() + [out / f"{design.top}.v"],
-               {}, "sim.test_network", testcase=testcase, build_name=build_name,
+               {}, BENCH, testcase=testcase, build_name=build_name,
                extra_env={"SQZ_VECTORS": str(vectors), "SQZ_RESULT": str(result),
                           "SQZ_STALLS": "1" if stalls else "0"})
     figures = json.loads(result.read_text()) if result.exists() else {}
     figures["wall_s"] = time.perf_counter() - t0
     return figures
+
+
+def sim_full(config: Path, frames: int = 3, stalls: bool = False) -> bool:
+    """``sqz sim-full``: the configured network's RTL on ``frames`` real photos (random input
+    stalls and output backpressure with ``stalls``), every class score compared with the
+    golden model. Prints cycles per frame, latency, the simulation speed and the per-layer
+    performance report, and ends with ``rtl: F frames, N outputs compared, M mismatches,
+    C cycles/frame``. True when every score matched."""
+    from hls.plan.parts import part_info
+    from hls.plan.perf import perf_report
+    from model.spec import load_spec
+
+    spec = load_spec(config)
+    t0 = time.perf_counter()
+    prep, design, vectors = prepare_network(spec, frames=frames)
+    print(f"== {spec.name}: RTL generated in {time.perf_counter() - t0:.1f} s "
+          f"({len(design.instances)} blocks) under build/rtl/{spec.name}/")
+    fig = run_network(spec, design, vectors, testcase="test_frames", stalls=stalls)
+    if not fig.get("frames"):
+        print("error: the RTL simulation wrote no result", file=sys.stderr)
+        return False
+    cycles = fig["cycles_per_frame"] or fig["first_frame_latency_cycles"]
+    print(f"frames checked: {fig['frames']}")
+    print(f"outputs compared: {fig['compared']}, mismatches: {fig['mismatches']}")
+    print(f"first-frame latency: {fig['first_frame_latency_cycles']:,d} cycles")
+    print(f"cycles per frame at steady state: {cycles:,d}")
+    print(f"simulation: {fig['total_cycles']:,d} cycles in {fig['wall_s']:.0f} s "
+          f"(build included) = {fig['total_cycles'] / fig['wall_s']:,.0f} cycles/s")
+    rep = perf_report(spec.name, prep.folding, spec.target.clock_mhz,
+                      part_info(spec.target.part).dsp, measured_cycles=cycles)
+    print(rep.format())
+    print(f"rtl: {fig['frames']} frames, {fig['compared']} outputs compared, "
+          f"{fig['mismatches']} mismatches, {cycles} cycles/frame")
+    return fig["mismatches"] == 0 and fig["compared"] > 0

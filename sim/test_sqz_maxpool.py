@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 import numpy as np
 import pytest
@@ -12,18 +9,19 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from model import golden
 from model.graph import pool_out_ceil
+from sim.bench import HEAVY_BACKPRESSURE, STALLED, StreamTB, dut_params, pack, stall_test, unpack
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamTB, pack, unpack
 
-ENV = "SQZ_MAXPOOL_PARAMS"
+pytestmark = pytest.mark.rtl
 
 
 class Geometry:
-    """The RTL parameters of this build and the frame sizes they imply."""
+    """The RTL parameters of this build (read from the DUT) and the frame sizes they
+    imply."""
 
     def __init__(self, p: dict):
         self.h, self.w, self.c, self.lanes = p["IN_H"], p["IN_W"], p["C"], p["LANES"]
-        self.k, self.s, self.bits = p.get("K", 3), p.get("STRIDE", 2), p.get("BITS", 8)
+        self.k, self.s, self.bits = p["K"], p["STRIDE"], p["BITS"]
         self.out_h = pool_out_ceil(self.h, self.k, self.s)
         self.out_w = pool_out_ceil(self.w, self.k, self.s)
         self.in_beats = self.h * self.w * self.c // self.lanes
@@ -43,7 +41,7 @@ class Geometry:
 
 class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.geo = Geometry(json.loads(os.environ[ENV]))
+        self.geo = Geometry(dut_params(dut, "IN_H", "IN_W", "C", "LANES", "K", "STRIDE", "BITS"))
         super().__init__(dut, idle, backpressure, seeds=(41, 42))
 
     def inputs(self, frames: list[np.ndarray]) -> list[int]:
@@ -69,21 +67,21 @@ class TB(StreamTB):
                            geo.out_h, geo.out_w, n, want.size)
 
 
-@cocotb.test()
-async def test_frames_back_to_back(dut):
-    """Two frames back to back under random input stalls and output backpressure."""
-    tb = TB(dut, 0.3, 0.4)
+@stall_test
+async def test_frames_back_to_back(dut, idle, backpressure):
+    """Two frames back to back (random input stalls and output backpressure per case)."""
+    tb = TB(dut, idle, backpressure)
     await tb.reset()
     rng = np.random.default_rng(1)
     frames = [tb.geo.frame(rng) for _ in range(2)]
     await tb.source.send(tb.inputs(frames))
-    await tb.check(frames, "stalled")
+    await tb.check(frames, f"idle {idle}, backpressure {backpressure}")
 
 
 @cocotb.test()
 async def test_reset_mid_frame(dut):
     """A reset in the middle of a frame, then two correct frames (stalls, backpressure)."""
-    tb = TB(dut, 0.3, 0.4)
+    tb = TB(dut, *STALLED)
     await tb.reset()
     rng = np.random.default_rng(2)
     send = cocotb.start_soon(tb.source.send(tb.inputs([tb.geo.frame(rng)])))
@@ -98,7 +96,7 @@ async def test_reset_mid_frame(dut):
 @cocotb.test()
 async def test_heavy_backpressure(dut):
     """Output mostly blocked: the input must stop rather than lose partial maxima."""
-    tb = TB(dut, 0.1, 0.85)
+    tb = TB(dut, *HEAVY_BACKPRESSURE)
     await tb.reset()
     rng = np.random.default_rng(4)
     frames = [tb.geo.frame(rng) for _ in range(2)]
@@ -145,5 +143,4 @@ CASES = {
 def test_sqz_maxpool(case):
     h, w, c, lanes, k, s = CASES[case]
     params = {"IN_H": h, "IN_W": w, "C": c, "LANES": lanes, "K": k, "STRIDE": s}
-    run_cocotb("sqz_maxpool", rtl_sources("sqz_maxpool"), params, "sim.test_sqz_maxpool",
-               extra_env={ENV: json.dumps(params)})
+    run_cocotb("sqz_maxpool", rtl_sources("sqz_maxpool"), params, "sim.test_sqz_maxpool")

@@ -5,14 +5,13 @@ The MVU is tested in isolation: its input is the im2col vectors of ``golden.im2c
 window generator's job), its weights and biases are ROM images written by
 ``hls.rtl.mem``. Weights and biases are non-zero everywhere, so a ROM that failed to load
 (zeros or X) cannot match. Each case's data (frames, expected outputs) is generated in the
-pytest function with a fixed seed and handed to the cocotb tests as an .npz file.
+pytest function with a fixed seed and handed to the cocotb tests as an .npz file; the bench
+reads the RTL parameters back from the DUT.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,20 +21,30 @@ import pytest
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from hls.rtl.mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
-from model import golden
+from model import golden, paths
 from model.fixed import FixedFormat, bits_for_signed
-from model import paths
+from sim.bench import (
+    HEAVY_BACKPRESSURE,
+    STALLED,
+    StreamTB,
+    bench_data,
+    dut_params,
+    pack_frames,
+    stall_test,
+    unpack,
+)
 from sim.runner import rtl_sources, run_cocotb, simulator
-from sim.streams import StreamTB, pack_frames, unpack
+
+pytestmark = pytest.mark.rtl
 
 FRAMES = 4          # 3 streamed back to back, 1 more for the reset test
 
 
 class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.cfg = json.loads(os.environ["SQZ_CFG"])
-        self.p = self.cfg["params"]
-        data = np.load(self.cfg["data"])
+        self.p = dut_params(dut, "N_IN", "N_OUT", "SIMD", "PE", "VECTORS", "IN_BITS",
+                            "OUT_BITS")
+        data = np.load(bench_data()["vectors"])
         self.vectors = data["vectors"]      # (FRAMES, VECTORS, N_IN)
         self.expected = data["expected"]    # (FRAMES, VECTORS, N_OUT)
         self.sf = self.p["N_IN"] // self.p["SIMD"]
@@ -75,8 +84,7 @@ class TB(StreamTB):
                            len(frames))
 
 
-async def run_case(dut, idle: float, backpressure: float):
-    tb = TB(dut, idle, backpressure)
+async def run_frames(tb: TB, idle: float):
     await tb.reset()
     frames = [0, 1, 2]
     tb.start(frames)
@@ -117,20 +125,20 @@ async def test_stream_rate(dut):
     assert first - ideal <= 20, f"latency {first - ideal} cycles"
 
 
-@cocotb.test()
-async def test_stalls_and_backpressure(dut):
-    await run_case(dut, 0.3, 0.4)
+@stall_test
+async def test_frames(dut, idle, backpressure):
+    await run_frames(TB(dut, idle, backpressure), idle)
 
 
 @cocotb.test()
 async def test_heavy_backpressure(dut):
-    await run_case(dut, 0.0, 0.85)
+    await run_frames(TB(dut, *HEAVY_BACKPRESSURE), HEAVY_BACKPRESSURE.idle)
 
 
 @cocotb.test()
 async def test_reset_mid_frame(dut):
     """Reset in the middle of the second frame, then a whole frame is exact."""
-    tb = TB(dut, 0.3, 0.4)
+    tb = TB(dut, *STALLED)
     await tb.reset()
     send = tb.start([0, 1])
     await ClockCycles(dut.clk, tb.frame_cycles() * 3 // 2)
@@ -138,7 +146,7 @@ async def test_reset_mid_frame(dut):
     send.cancel()
     await tb.reset()
     tb.start([3])
-    await tb.check([3], 0.3)
+    await tb.check([3], STALLED.idle)
 
 
 # ------------------------------------------------------------------ cases
@@ -267,10 +275,12 @@ def prepare(case: Case) -> tuple[dict, Path]:
 
 
 def _run(params: dict, data: Path, testcase: str | None = None) -> None:
-    cfg = {"params": {k: v for k, v in params.items() if not k.endswith("_FILE")},
-           "data": str(data)}
     run_cocotb("sqz_mvu", rtl_sources("sqz_mvu", "sqz_fifo"), params, "sim.test_sqz_mvu",
-               extra_env={"SQZ_CFG": json.dumps(cfg)}, testcase=testcase)
+               data={"vectors": str(data)}, testcase=testcase)
+
+
+def _missing_dir() -> Path:
+    return paths.BUILD / "sim" / simulator() / "sqz_mvu_data" / "missing"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -281,7 +291,7 @@ def test_sqz_mvu(case):
 def test_sqz_mvu_missing_file(capfd):
     """A weight file that does not exist stops the simulation, naming the file."""
     params, data = prepare(CASES[0])
-    missing = paths.BUILD / "sim" / simulator() / "sqz_mvu_data" / "missing" / "no_such_weights.hex"
+    missing = _missing_dir() / "no_such_weights.hex"
     missing.unlink(missing_ok=True)
     params["WEIGHT_FILE"] = f'"{missing}"'
     # a failed cocotb test raises SystemExit; a simulator that stops itself, RuntimeError
@@ -294,7 +304,7 @@ def test_sqz_mvu_missing_file(capfd):
 def test_sqz_mvu_missing_codebook(capfd):
     """A shared layer whose codebook file does not exist stops, naming the file."""
     params, data = prepare(CASES[-1])
-    missing = paths.BUILD / "sim" / simulator() / "sqz_mvu_data" / "missing" / "no_such_codebook.hex"
+    missing = _missing_dir() / "no_such_codebook.hex"
     missing.unlink(missing_ok=True)
     params["CODEBOOK_FILE"] = f'"{missing}"'
     with pytest.raises((SystemExit, RuntimeError)):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 import numpy as np
 import pytest
@@ -12,19 +9,20 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from model import golden
 from model.graph import conv_out
+from sim.bench import STALLED, StreamTB, dut_params, pack, stall_test, unpack
 from sim.runner import rtl_sources, run_cocotb
-from sim.streams import StreamTB, pack, unpack
 
-ENV = "SQZ_WINDOW_PARAMS"
+pytestmark = pytest.mark.rtl
 
 
 class Geometry:
-    """The RTL parameters of this build and the frame sizes they imply."""
+    """The RTL parameters of this build (read from the DUT) and the frame sizes they
+    imply."""
 
     def __init__(self, p: dict):
         self.h, self.w, self.c = p["IN_H"], p["IN_W"], p["C"]
         self.lanes, self.k, self.s, self.pad = p["LANES"], p["K"], p["STRIDE"], p["PAD"]
-        self.bits = p.get("BITS", 8)
+        self.bits = p["BITS"]
         self.out_h = conv_out(self.h, self.k, self.s, self.pad)
         self.out_w = conv_out(self.w, self.k, self.s, self.pad)
         self.in_beats = self.h * self.w * self.c // self.lanes
@@ -45,7 +43,8 @@ class Geometry:
 
 class TB(StreamTB):
     def __init__(self, dut, idle: float, backpressure: float):
-        self.geo = Geometry(json.loads(os.environ[ENV]))
+        self.geo = Geometry(dut_params(dut, "IN_H", "IN_W", "C", "LANES", "K", "STRIDE", "PAD",
+                                       "BITS"))
         super().__init__(dut, idle, backpressure, seeds=(31, 32))
 
     def inputs(self, frames: list[np.ndarray]) -> list[int]:
@@ -71,21 +70,21 @@ class TB(StreamTB):
                            "(%d zero)", label, len(frames), n, want.size, pad_zeros)
 
 
-@cocotb.test()
-async def test_frames_back_to_back(dut):
-    """Two frames back to back under random input stalls and output backpressure."""
-    tb = TB(dut, 0.3, 0.4)
+@stall_test
+async def test_frames_back_to_back(dut, idle, backpressure):
+    """Two frames back to back (random input stalls and output backpressure per case)."""
+    tb = TB(dut, idle, backpressure)
     await tb.reset()
     rng = np.random.default_rng(1)
     frames = [tb.geo.frame(rng) for _ in range(2)]
     await tb.source.send(tb.inputs(frames))
-    await tb.check(frames, "stalled")
+    await tb.check(frames, f"idle {idle}, backpressure {backpressure}")
 
 
 @cocotb.test()
 async def test_reset_mid_frame(dut):
     """A reset in the middle of a frame, then two correct frames (stalls, backpressure)."""
-    tb = TB(dut, 0.3, 0.4)
+    tb = TB(dut, *STALLED)
     await tb.reset()
     rng = np.random.default_rng(2)
     junk = [tb.geo.frame(rng)]
@@ -144,5 +143,4 @@ CASES = {
 def test_sqz_window(case):
     h, w, c, lanes, k, s, p = CASES[case]
     params = {"IN_H": h, "IN_W": w, "C": c, "LANES": lanes, "K": k, "STRIDE": s, "PAD": p}
-    run_cocotb("sqz_window", rtl_sources("sqz_window"), params, "sim.test_sqz_window",
-               extra_env={ENV: json.dumps(params)})
+    run_cocotb("sqz_window", rtl_sources("sqz_window"), params, "sim.test_sqz_window")

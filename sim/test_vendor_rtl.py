@@ -1,8 +1,8 @@
 """The whole-network bench against RTL exported by the vendor HLS tool (``make synth``),
-through the stream adapter of ``hls/vendor_rtl.py``.
+through the stream adapter of ``hls/rtl/vendor.py``.
 
 Where Vitis HLS / Vivado HLS has produced Verilog for the hls4ml project of the small spec,
-the adapter wraps its top and the same cocotb bench (``sim.test_network``) checks every
+the adapter wraps its top and the same cocotb bench (``sim.network_bench``) checks every
 class score against the golden model; elsewhere that test skips and says why. The
 adapter itself is checked on every machine against stand-ins with the vendor tools' port
 styles (``sim/vendor_mock.py``: the open RTL top behind Vitis-style and Vivado-style
@@ -14,9 +14,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.paths import BUILD, REPO
-from hls.rtl.vendor import adapter_verilog, find_interface, parse_ports, write_adapter
+from hls.rtl.vendor import (
+    VendorPortError,
+    adapter_verilog,
+    find_interface,
+    parse_ports,
+    write_adapter,
+)
+from model.paths import BUILD, HLS_PROJECT_NAME, REPO
 from sim.network import run_network
+
+pytestmark = pytest.mark.rtl
 
 
 def exported_verilog(name: str = "tiny") -> list:
@@ -54,7 +62,7 @@ def test_adapter_on_a_vendor_style_stand_in(style, tiny_vectors):
     mock = out / "squeezenet.v"
     mock.write_text(mock_vendor_top(style, design.top, spec.classes, out_bits))
     wrapper = f"sqz_vendor_{style}"
-    wrapper_file = write_adapter([mock], "squeezenet", wrapper, out, 3, 8, spec.classes,
+    wrapper_file = write_adapter([mock], HLS_PROJECT_NAME, wrapper, out, 3, 8, spec.classes,
                                  out_bits)
     fig = run_network(spec, design, vectors, "test_frames", toplevel=wrapper,
                       sources=[*design.sources(), vectors.parent / f"{design.top}.v", mock,
@@ -71,11 +79,10 @@ def test_vendor_exported_rtl_against_golden(tiny_vectors):
         pytest.skip("no vendor-exported RTL under build/hls/tiny_*/*_prj/solution1: run "
                     "`make synth CONFIG=configs/tiny.yaml` where Vitis HLS or Vivado HLS is "
                     "installed")
-    from hls.hls4ml_backend.convert import PROJECT_NAME
 
     spec, design, vectors, out_bits = tiny_vectors
     out = vectors.parent / "vendor_exported"
-    wrapper_file = write_adapter(files, PROJECT_NAME, "sqz_vendor_exported", out, 3, 8,
+    wrapper_file = write_adapter(files, HLS_PROJECT_NAME, "sqz_vendor_exported", out, 3, 8,
                                  spec.classes, out_bits)
     fig = run_network(spec, design, vectors, "test_frames", toplevel="sqz_vendor_exported",
                       sources=[*files, wrapper_file], build_name="vendor_exported")
@@ -93,8 +100,8 @@ endmodule"""
 
 
 def test_interface_recognition_and_refusals():
-    ok = find_interface(parse_ports(VITIS_PORTS.format(extra="", decl=""), "squeezenet"),
-                        "squeezenet")
+    ok = find_interface(parse_ports(VITIS_PORTS.format(extra="", decl=""), HLS_PROJECT_NAME),
+                        HLS_PROJECT_NAME)
     assert ok.reset == "ap_rst_n" and ok.reset_active_low and ok.start == ["ap_start"]
     assert [c.data.width for c in ok.inputs + ok.outputs] == [24, 160]
     assert ok.ignored_outputs == ["ap_done"]
@@ -103,8 +110,22 @@ def test_interface_recognition_and_refusals():
     unknown = VITIS_PORTS.format(extra=", s_axi_ctrl_AWADDR",
                                  decl="\ninput [4:0] s_axi_ctrl_AWADDR;")
     with pytest.raises(ValueError, match="does not know how to drive: s_axi_ctrl_AWADDR"):
-        find_interface(parse_ports(unknown, "squeezenet"), "squeezenet")
+        find_interface(parse_ports(unknown, HLS_PROJECT_NAME), HLS_PROJECT_NAME)
     with pytest.raises(ValueError, match="out_TDATA is 160 bits, narrower than 10 x 17"):
         adapter_verilog(ok, "w", 3, 8, 10, 17)
     with pytest.raises(ValueError, match="module 'other' not found"):
         parse_ports(VITIS_PORTS.format(extra="", decl=""), "other")
+
+
+def test_packed_output_narrower_than_the_classes_is_refused():
+    """A packed (Vitis-style) output carries every class score in one transfer: fewer
+    lanes than scores would silently drop the high ones, so the adapter refuses."""
+    ok = find_interface(parse_ports(VITIS_PORTS.format(extra="", decl=""), HLS_PROJECT_NAME),
+                        HLS_PROJECT_NAME)
+    with pytest.raises(VendorPortError) as err:
+        adapter_verilog(ok, "w", 3, 8, 4, 16)
+    assert str(err.value) == ("out_TDATA: a packed output stream of 10 class scores (160 "
+                              "bits, 16 per score), but out_lanes is 4: the adapter would "
+                              "keep only the low 4; pass out_lanes=10")
+    assert isinstance(err.value, ValueError)
+    adapter_verilog(ok, "w", 3, 8, 10, 16)   # all ten lanes: accepted

@@ -115,7 +115,7 @@ def test_relative_index_round_trip():
     mask = np.random.default_rng(2).random(5000) < 0.1
     ri = mc.relative_index(mask)
     pos, got = -1, np.zeros_like(mask)
-    for gap, filler in zip(ri.gaps, ri.filler):
+    for gap, filler in zip(ri.gaps, ri.filler, strict=True):
         pos += int(gap) + 1
         got[pos] = not filler
     assert np.array_equal(got, mask)

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hls import dse
 from hls.plan.folding import fold_within_budget
 from hls.plan.parts import part_info
-from hls import dse
 from model.builder import random_weights
 from model.graph import build_graph, macs_per_frame, parameter_count
 from model.spec import spec_from_dict
@@ -192,7 +192,7 @@ def test_pareto_front_on_a_hand_made_set() -> None:
         {"n": "g", "acc": 0.85, "size": 50},   # equal to b: neither dominates
     ]
     mask = dse.pareto_front(rows, [("acc", "max"), ("size", "min")])
-    assert [r["n"] for r, m in zip(rows, mask) if m] == ["a", "b", "e", "g"]
+    assert [r["n"] for r, m in zip(rows, mask, strict=True) if m] == ["a", "b", "e", "g"]
     fps = [{"acc": 0.9, "fps": 100}, {"acc": 0.8, "fps": 200}, {"acc": 0.7, "fps": 150}]
     assert dse.pareto_front(fps, [("acc", "max"), ("fps", "max")]) == [True, True, False]
     with pytest.raises(ValueError, match="'max' or 'min'"):
@@ -281,6 +281,6 @@ def test_synthetic_data_is_seeded() -> None:
     a = dse._dataset("synthetic:8", 16, 16, 3, 4, 1, 0, 4)
     dse._dataset.cache_clear()
     b = dse._dataset("synthetic:8", 16, 16, 3, 4, 1, 0, 4)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
     assert a[0].shape == (8, 16, 16, 3) and a[2].shape == (4, 16, 16, 3)

@@ -140,7 +140,8 @@ def test_hls4ml_depth_pragmas_equal_the_plan(prep, tmp_path):
     for f in prep.fifo.fifos:
         if f.kind != "branch":
             continue
-        clone = hls_model.graph[f"clone_{keras_output_name(next(n for n in prep.nodes if n.name == f.producer))}"]
+        producer = next(n for n in prep.nodes if n.name == f.producer)
+        clone = hls_model.graph[f"clone_{keras_output_name(producer)}"]
         # the copy read by the branch's consumer (directly or through its padding layer)
         for out in clone.outputs:
             readers = [ly for ly in hls_model.get_layers() if out in ly.inputs]

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.paths import REPO
 from model.imagenet import imagenet_label
+from model.paths import REPO
 from model.spec import SpecError, spec_from_dict
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from hls.hls4ml_backend.csim import build_project, run_csim
 from hls.plan.prepare import prepare
-from model.paths import REPO
 from model.builder import keras_output_name
+from model.paths import REPO
 from model.quantize import run_golden
 from model.spec import load_spec
 
@@ -66,7 +66,7 @@ def test_qkeras_matches_golden_within_one_lsb(tiny):
     names = [keras_output_name(n) for n in tiny.nodes]
     probe = tf.keras.Model(model.input, [model.get_layer(k).output for k in names])
     frames = np.stack([f.pixels for f in tiny.frames]).astype(np.float32)
-    outs = dict(zip(names, probe.predict(frames, verbose=0)))
+    outs = dict(zip(names, probe.predict(frames, verbose=0), strict=True))
     exact = total = 0
     for n in tiny.nodes:
         lq = tiny.plan.layers[n.name]

@@ -9,14 +9,15 @@ import sys
 import numpy as np
 import pytest
 
-from hls.plan.prepare import DoesNotFitError, prepare
-from model.paths import REPO
 from hls.plan.folding import choose_folding, valid_reuse_factors
 from hls.plan.memory import bram18_blocks, memory_report
-from hls.plan.streams import fifo_plan
 from hls.plan.parts import part_info
+from hls.plan.prepare import prepare
+from hls.plan.streams import fifo_plan
 from model.builder import CAFFE_BGR_MEAN, float_weights, fold_mean_into_bias
+from model.errors import DoesNotFitError
 from model.graph import build_graph
+from model.paths import REPO
 from model.quantize import float_forward
 from model.spec import load_spec, spec_from_dict
 

@@ -8,7 +8,6 @@ with ``ast`` and checked against the layer table below. Test files (``tests/``,
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 

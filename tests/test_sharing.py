@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from hls.hls4ml_backend.csim import build_project, run_csim
-from hls.plan.prepare import prepare
-from model.paths import REPO
 from hls.hls4ml_backend.sharing import codebook_indices
 from hls.hls4ml_backend.testbench import compile_and_run_testbench, parse_summary, run_testbench
+from hls.plan.prepare import prepare
 from model.fixed import FixedFormat
+from model.paths import REPO
 from model.quantize import LayerQuant, attach_codebook
 from model.spec import SpecError, load_spec, spec_from_dict
 
@@ -78,7 +78,7 @@ def test_optimal_integer_clusters_match_brute_force():
         cost = int((c * (v - centres[labels]) ** 2).sum())
         best = min(
             sum(int((c[a:e] * (v[a:e] - np.rint((c[a:e] * v[a:e]).sum() / c[a:e].sum()))
-                     ** 2).sum()) for a, e in zip((0, *cuts), (*cuts, n)))
+                     ** 2).sum()) for a, e in zip((0, *cuts), (*cuts, n), strict=True))
             for cuts in itertools.combinations(range(1, n), k - 1))
         assert cost == best, (v, c, k)
     # few values: kept exactly

@@ -1,7 +1,7 @@
 """The self-contained bit-exact testbench written into the hls4ml project.
 
 The tiny project is built once (prepare -> build_project, 3 frames); its rendered
-``squeezenet_test.cpp`` is compiled with g++ against the project's firmware and hls4ml's
+``<PROJECT_NAME>_test.cpp`` is compiled with g++ against the project's firmware and hls4ml's
 bundled ap_types, as the vendor C simulation would compile it, and run on the golden
 ``tb_data``. Then the expected values are corrupted to show the check can fail.
 """
@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hls.hls4ml_backend.convert import PROJECT_NAME
 from hls.hls4ml_backend.csim import build_project
-from hls.plan.prepare import prepare
-from model.paths import REPO
 from hls.hls4ml_backend.testbench import (
     INPUT_DAT,
     OUTPUT_DAT,
@@ -27,7 +26,9 @@ from hls.hls4ml_backend.testbench import (
     parse_summary,
     run_testbench,
 )
+from hls.plan.prepare import prepare
 from model.fixed import FixedFormat
+from model.paths import REPO
 from model.spec import load_spec
 
 TINY = REPO / "configs" / "tiny.yaml"
@@ -72,14 +73,14 @@ def test_project_holds_the_testbench_and_golden_data(tiny_project):
     tcl = (out / "build_prj.tcl").read_text()
     assert "add_files -tb ${project_name}_test.cpp" in tcl
     assert "add_files -tb tb_data" in tcl
-    tb = (out / "squeezenet_test.cpp").read_text()
+    tb = (out / f"{PROJECT_NAME}_test.cpp").read_text()
     assert "Bit-exact testbench" in tb and "${" not in tb
-    assert "squeezenet(input_stream, output_stream);" in tb
+    assert f"{PROJECT_NAME}(input_stream, output_stream);" in tb
     assert "bool trace_enabled = false;" in tb
     inputs = (out / INPUT_DAT).read_text().splitlines()
     outputs = (out / OUTPUT_DAT).read_text().splitlines()
     assert len(inputs) == len(outputs) == N_FRAMES
-    for fr, line in zip(prep.frames, inputs):
+    for fr, line in zip(prep.frames, inputs, strict=True):
         assert np.array_equal(np.array(line.split(), dtype=np.int64), fr.pixels.ravel())
     fmt = _out_fmt(prep)
     for line in outputs:

@@ -319,8 +319,8 @@ def test_quantization_aware_training_folds_its_quantized_kernels(tiny) -> None:
 def test_cli_train_on_an_image_folder(tmp_path: Path, monkeypatch, capsys) -> None:
     import yaml
 
-    from model import paths
     from hls.cli import main
+    from model import paths
     from model.weights import load_weights
 
     rng = np.random.default_rng(0)

@@ -17,10 +17,11 @@ from hls.plan.folding import LayerFolding
 from hls.plan.streams import FifoPlan, fifo_plan
 from model.builder import INPUT_NAME, keras_output_name
 from model.graph import Node
+from model.paths import HLS_PROJECT_NAME
 from model.quantize import QuantPlan
 from model.spec import NetworkSpec
 
-PROJECT_NAME = "squeezenet"
+PROJECT_NAME = HLS_PROJECT_NAME
 
 
 def layer_precisions(nodes: list[Node], plan: QuantPlan) -> dict[str, dict[str, str]]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from hls.plan.prepare import Frame, Prepared
-from model.builder import keras_output_name
 from model import paths
+from model.builder import keras_output_name
 from model.quantize import float_forward, run_golden
 from model.spec import NetworkSpec
 

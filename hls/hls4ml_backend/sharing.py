@@ -17,7 +17,6 @@ inside the hls4ml graph, before anything is written:
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from model.graph import Node

@@ -36,11 +36,11 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from model.errors import ToolNotFound
+from model.errors import InputError, InputNotFound, ToolFailed, ToolNotFound
 from model.spec import BACKENDS
 
 __all__ = [
@@ -83,7 +83,7 @@ class ToolNotFoundError(ToolNotFound, RuntimeError):
 
 def _check_backend(backend: str) -> str:
     if backend not in BACKENDS:
-        raise ValueError(
+        raise InputError(
             f"unknown HLS backend {backend!r}: allowed values are "
             + ", ".join(repr(b) for b in BACKENDS)
         )
@@ -164,7 +164,7 @@ def _read_config(project_dir: Path) -> dict:
     with open(cfg_path, encoding="utf-8") as f:
         cfg = yaml.load(f, Loader=loader)  # noqa: S506 - SafeLoader subclass
     if not isinstance(cfg, dict):
-        raise ValueError(f"{cfg_path}: expected a mapping, got {type(cfg).__name__}")
+        raise InputError(f"{cfg_path}: expected a mapping, got {type(cfg).__name__}")
     return cfg
 
 
@@ -181,7 +181,7 @@ def read_project_name(project_dir: Path) -> str:
         )
         name = m.group(1) if m else None
     if not name:
-        raise ValueError(
+        raise InputError(
             f"{project_dir}: no ProjectName in {CONFIG_NAME} and no project_name in project.tcl"
         )
     return str(name)
@@ -206,7 +206,7 @@ def find_csynth_report(project_dir: Path) -> Path:
         if c.is_file():
             return c
     there = sorted(p.name for p in rdir.glob("*.xml")) if rdir.is_dir() else []
-    raise FileNotFoundError(
+    raise InputNotFound(
         "no C-synthesis report: looked for "
         + " and ".join(str(c) for c in candidates)
         + (f" (that folder holds: {', '.join(there)})" if there else "")
@@ -215,7 +215,7 @@ def find_csynth_report(project_dir: Path) -> Path:
 
 def _check_project_dir(project_dir: Path) -> None:
     if not project_dir.is_dir():
-        raise FileNotFoundError(
+        raise InputNotFound(
             f"HLS project directory {project_dir} does not exist "
             "(write it first with hls4ml: hls_model.write())"
         )
@@ -223,7 +223,7 @@ def _check_project_dir(project_dir: Path) -> None:
         n for n in ("build_prj.tcl", "project.tcl", CONFIG_NAME) if not (project_dir / n).is_file()
     ]
     if missing:
-        raise FileNotFoundError(
+        raise InputNotFound(
             f"{project_dir} is not an hls4ml-written HLS project: missing "
             + ", ".join(missing)
             + " (hls4ml's writer creates build_prj.tcl, project.tcl and hls4ml_config.yml)"
@@ -299,7 +299,7 @@ def run_synthesis(
     opt_string = _tcl_option_string(opts)
 
     if tool == "vitis-run" and uses_argv and not uses_build_opt:
-        raise RuntimeError(
+        raise ToolNotFoundError(
             f"{script} takes its options on the command line (hls4ml Vivado-backend "
             "layout), which `vitis-run --mode hls --tcl` cannot pass; write the project "
             "with backend='Vitis' (it reads build_opt.tcl) or put vitis_hls on PATH"
@@ -367,12 +367,12 @@ def run_synthesis(
 
     elapsed = time.time() - started
     if timed_out.is_set():
-        raise RuntimeError(
+        raise ToolFailed(
             f"{tool} timed out after {timeout_s:.0f} s; last lines of {log_path}:\n"
             + _tail(log_path)
         )
     if rc != 0:
-        raise RuntimeError(
+        raise ToolFailed(
             f"{tool} failed with exit status {rc} after {elapsed:.0f} s; "
             f"last lines of {log_path}:\n" + _tail(log_path)
         )
@@ -383,13 +383,13 @@ def run_synthesis(
     try:
         report = find_csynth_report(project_dir)
     except FileNotFoundError as e:
-        raise RuntimeError(
+        raise ToolFailed(
             f"{tool} exited 0 but wrote no C-synthesis report: {e}; "
             f"last lines of {log_path}:\n" + _tail(log_path)
         ) from None
     # Refuse a report left over from an earlier run (2 s slack for coarse mtimes).
     if report.stat().st_mtime < started - 2.0:
-        raise RuntimeError(
+        raise ToolFailed(
             f"{report} is older than this run: {tool} did not rewrite it; see {log_path}"
         )
     summary = parse_csynth_report(report)
@@ -526,12 +526,12 @@ def parse_csynth_report(xml_path: Path) -> SynthSummary:
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as e:
-        raise ValueError(f"{xml_path}: not a readable XML report ({e})") from None
+        raise InputError(f"{xml_path}: not a readable XML report ({e})") from None
 
     perf = root.find("./PerformanceEstimates")
     area = root.find("./AreaEstimates")
     if perf is None or area is None:
-        raise ValueError(
+        raise InputError(
             f"{xml_path}: not a csynth report (no PerformanceEstimates/AreaEstimates under "
             f"<{root.tag}>)"
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Sequence
 from decimal import Decimal
@@ -23,6 +24,7 @@ from string import Template
 
 import numpy as np
 
+from model.errors import ToolFailed, ToolNotFound
 from model.fixed import FixedFormat
 from model.graph import Node
 from model.paths import FIRMWARE
@@ -67,7 +69,8 @@ def write_tb_data(project_dir: Path, frames: Sequence, golden_outputs: Sequence[
 
     ``frames``: ``Frame`` objects or uint8 (H, W, C) arrays; each becomes one line of its raw
     pixel values in H, W, C row-major order (the order the top function reads its stream;
-    the C simulation receives the pixel values themselves, as ``hls.hls4ml_backend.csim.trace_frame`` does).
+    the C simulation receives the pixel values themselves, as
+    ``hls.hls4ml_backend.csim.trace_frame`` does).
     ``golden_outputs``: the golden model's integers of the last node, one array per frame;
     each becomes one line of the exact decimals of their real values in its output format.
     """
@@ -79,7 +82,7 @@ def write_tb_data(project_dir: Path, frames: Sequence, golden_outputs: Sequence[
     out_fmt = plan.layers[nodes[-1].name].out_fmt
     in_lines, out_lines = [], []
     size_in = size_out = None
-    for i, (frame, gold) in enumerate(zip(frames, golden_outputs)):
+    for i, (frame, gold) in enumerate(zip(frames, golden_outputs, strict=True)):
         pixels = _frame_pixels(frame).astype(np.int64).ravel()  # H, W, C row-major
         gold = np.asarray(gold)
         if size_in is None:
@@ -155,19 +158,28 @@ def gxx_command(project_dir: Path, project: str | None = None) -> list[str]:
             "-o", f"{BUILD_SUBDIR}/tb_bitexact"]
 
 
+def require_gxx() -> None:
+    """Raise :class:`ToolNotFound` unless g++ (hls4ml's C simulation and the testbench
+    compiler) is on PATH."""
+    if shutil.which("g++") is None:
+        raise ToolNotFound("g++ is not on PATH: the hls4ml C simulation and the project's "
+                           "testbench are compiled with it (apt-get install g++)")
+
+
 def build_testbench(project_dir: Path, timeout: float = 900) -> Path:
     """Compile ``<project_dir>/tb_build/tb_bitexact`` with ``gxx_command``; the binary's path.
 
-    Raises ``RuntimeError`` with the compiler output if the build fails.
+    Raises ``ToolFailed`` (a ``RuntimeError``) with the compiler output if the build fails.
     """
+    require_gxx()
     project_dir = Path(project_dir).resolve()
     (project_dir / BUILD_SUBDIR).mkdir(exist_ok=True)
     cmd = gxx_command(project_dir)
     build = subprocess.run(cmd, cwd=project_dir, capture_output=True, text=True, check=False,
                            timeout=timeout)
     if build.returncode != 0:
-        raise RuntimeError(f"testbench build failed (in {project_dir}: {shlex.join(cmd)}):\n"
-                           f"{build.stdout}{build.stderr}")
+        raise ToolFailed(f"testbench build failed (in {project_dir}: {shlex.join(cmd)}):\n"
+                         f"{build.stdout}{build.stderr}")
     return project_dir / BUILD_SUBDIR / "tb_bitexact"
 
 

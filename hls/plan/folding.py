@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model.errors import DoesNotFitError
 from model.graph import Node
 
 
@@ -140,6 +141,6 @@ def fold_within_budget(nodes: list[Node], target_cycles: int,
         if mults <= max_multipliers:
             return folding, target
         if all(f.multipliers == 1 for f in folding.values()):
-            raise ValueError(f"even one multiplier per conv needs {mults} multipliers, "
+            raise DoesNotFitError(f"even one multiplier per conv needs {mults} multipliers, "
                              f"more than the budget of {max_multipliers}")
         target = int(target * 1.05) + 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model.errors import InputError
+
 
 @dataclass(frozen=True)
 class Part:
@@ -30,5 +32,5 @@ def part_info(part: str) -> Part:
     for key, info in PARTS.items():
         if part.lower().startswith(key):
             return info
-    raise ValueError(f"unknown FPGA part {part!r}; known families: {', '.join(PARTS)} "
+    raise InputError(f"unknown FPGA part {part!r}; known families: {', '.join(PARTS)} "
                      "(e.g. xczu9eg-ffvb1156-2-e)")

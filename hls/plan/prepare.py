@@ -16,17 +16,12 @@ import numpy as np
 from hls.plan.folding import LayerFolding, fold_within_budget
 from hls.plan.memory import MemoryReport, memory_report
 from hls.plan.streams import FifoPlan, fifo_plan
-from model.builder import float_weights
 from model import paths
-from model.errors import SqzError
+from model.builder import float_weights
+from model.errors import DoesNotFitError
 from model.graph import Node, build_graph
 from model.quantize import FloatWeights, QuantPlan, calibrate
-from model.spec import NetworkSpec
-
-
-
-class DoesNotFitError(SqzError):
-    """The configuration needs more on-chip resources than the chosen part has."""
+from model.spec import NetworkSpec, SpecError
 
 
 @dataclass
@@ -55,7 +50,7 @@ def demo_frames(spec: NetworkSpec) -> list[Frame]:
     from model.photos import bundled_photos, to_network_input
 
     if spec.height != spec.width:
-        raise ValueError(f"the photo frames are square crops; the spec asks for "
+        raise SpecError(f"the photo frames are square crops; the spec asks for "
                          f"{spec.height}x{spec.width}")
     frames = []
     for p in bundled_photos():
@@ -63,7 +58,7 @@ def demo_frames(spec: NetworkSpec) -> list[Frame]:
         if spec.channels == 1:
             x = x.mean(axis=2, keepdims=True).round().astype(np.uint8)
         elif spec.channels != 3:
-            raise ValueError(f"photos have 1 or 3 channels; the spec asks for {spec.channels}")
+            raise SpecError(f"photos have 1 or 3 channels; the spec asks for {spec.channels}")
         frames.append(Frame(p.name, x))
     return frames
 

@@ -284,7 +284,7 @@ def insert_forks(d: RtlDesign) -> RtlDesign:
                         {"DATA_WIDTH": s.width}, {"s_axis": s.name},
                         {"m_axis": a.name, "m_axis_b": b.name})
         d.insert_after(d.writer(s.name), fork)
-        for (inst, port), out in zip(readers, (a, b)):
+        for (inst, port), out in zip(readers, (a, b), strict=True):
             inst.inputs[port] = out.name
     return d
 

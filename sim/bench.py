@@ -1,19 +1,65 @@
-"""cocotb stream driver and monitor for the RTL library's AXI4-Stream ports.
+"""The bench library of the RTL testbenches (a library: pytest collects no tests here).
 
-Beats carry ``lanes`` elements of ``bits`` each, element i in bits [i*bits +: bits]
-(little-endian lanes), optionally signed. The source inserts random idle cycles and the
-sink applies random backpressure, both from a seeded generator, so every test also
-exercises stalls. ``StreamTB`` is the testbench scaffolding the block benches share:
-clock, one source and one sink (more on request) and reset.
+- Driver and monitor: ``StreamSource`` drives an AXI4-Stream input with random idle cycles,
+  ``StreamSink`` collects an output while applying random backpressure, each from its own
+  seeded generator. Beats carry ``lanes`` elements of ``bits`` each, element i in bits
+  ``[i*bits +: bits]`` (``pack`` / ``unpack`` / ``pack_frames``).
+- The frame bench ``StreamTB``: the clock, the sources and sinks, and reset.
+- The stall matrix, defined once: every module bench runs its main test under each case of
+  ``IDLE_PROBS`` x ``BACKPRESSURE_PROBS`` through the ``stall_test`` decorator.
+- Parameters: a bench reads the RTL parameters it was built with from the DUT
+  (``dut_params``), so the pytest function's parameter dict is their one definition;
+  ``bench_data`` returns what else that function handed over (formats, data files).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+from collections.abc import Callable
+from typing import NamedTuple
 
 import cocotb
 from cocotb.clock import Clock
+from cocotb.regression import TestGenerator
 from cocotb.triggers import RisingEdge
+
+from sim.runner import BENCH_DATA_ENV
+
+
+class Stalls(NamedTuple):
+    """Probability of an idle cycle before each input beat, and of the sink holding
+    ``tready`` low in a cycle."""
+
+    idle: float
+    backpressure: float
+
+
+IDLE_PROBS = (0.0, 0.3)
+BACKPRESSURE_PROBS = (0.0, 0.4)
+# The matrix's stalled corner, for the tests that run once under stalls (reset mid-frame).
+STALLED = Stalls(IDLE_PROBS[-1], BACKPRESSURE_PROBS[-1])
+# The output blocked most of the time: the input must stop rather than lose data.
+HEAVY_BACKPRESSURE = Stalls(0.1, 0.85)
+
+
+def stall_test(fn: Callable) -> TestGenerator:
+    """Register ``fn(dut, idle, backpressure)`` as a cocotb test for each case of
+    ``IDLE_PROBS`` x ``BACKPRESSURE_PROBS``, named ``<fn>/idle=<p>/backpressure=<p>``."""
+    return cocotb.test(cocotb.parametrize(idle=IDLE_PROBS, backpressure=BACKPRESSURE_PROBS)(fn))
+
+
+def dut_params(dut, *names: str) -> dict[str, int]:
+    """The integer parameters ``names`` the DUT was elaborated with, read back from the
+    simulator (as signed values: untyped Verilog parameters given an integer are 32-bit
+    signed). Works with Verilator (cocotb builds with ``--public-flat-rw``) and Icarus."""
+    return {name: getattr(dut, name).value.to_signed() for name in names}
+
+
+def bench_data() -> dict:
+    """The JSON data the pytest function passed to ``run_cocotb(..., data=...)``."""
+    return json.loads(os.environ[BENCH_DATA_ENV])
 
 
 def pack(values, bits: int) -> int:
@@ -115,9 +161,9 @@ class StreamSink:
 
 
 class StreamTB:
-    """A 10 ns clock on ``dut.clk``, a source on ``<in_prefix>_*`` (``self.source``) and a
-    sink on ``<out_prefix>_*`` (``self.sink``, collecting from the start unless
-    ``start_sink`` is false: then the bench starts ``self.sink.run()`` itself).
+    """The frame bench: a 10 ns clock on ``dut.clk``, a source on ``<in_prefix>_*``
+    (``self.source``) and a sink on ``<out_prefix>_*`` (``self.sink``, collecting from the
+    start unless ``start_sink`` is false: then the bench starts ``self.sink.run()`` itself).
 
     ``seeds`` are the (source, sink) generator seeds. Benches with more ports add them with
     ``add_source`` / ``add_sink``; ``reset`` covers every source and sink.
