@@ -93,24 +93,32 @@ def pack_frames(frames, lanes: int, bits: int = 8) -> tuple[list[int], list[int]
     return words, lasts
 
 
-class StreamSource:
-    """Drives ``<prefix>_tdata/tvalid/tlast`` and honours ``<prefix>_tready``."""
+class _StreamPort:
+    """The ``<prefix>_tdata/tvalid/tready/tlast`` handles of one AXI-Stream port, and the
+    seeded generator of its random stalls (``prob``: idle or backpressure probability)."""
 
-    def __init__(self, dut, prefix: str, clk, idle_prob: float = 0.0, seed: int = 1):
+    def __init__(self, dut, prefix: str, clk, prob: float, seed: int):
         self.clk = clk
         self.data = getattr(dut, f"{prefix}_tdata")
         self.valid = getattr(dut, f"{prefix}_tvalid")
         self.ready = getattr(dut, f"{prefix}_tready")
         self.last = getattr(dut, f"{prefix}_tlast", None)
-        self.idle_prob = idle_prob
+        self.prob = prob
         self.rng = random.Random(seed)
+
+
+class StreamSource(_StreamPort):
+    """Drives ``<prefix>_tdata/tvalid/tlast`` and honours ``<prefix>_tready``."""
+
+    def __init__(self, dut, prefix: str, clk, idle_prob: float = 0.0, seed: int = 1):
+        super().__init__(dut, prefix, clk, idle_prob, seed)
         self.valid.value = 0
         if self.last is not None:
             self.last.value = 0
 
     async def send(self, words: list[int], lasts: list[int] | None = None) -> None:
         for i, w in enumerate(words):
-            while self.idle_prob and self.rng.random() < self.idle_prob:
+            while self.prob and self.rng.random() < self.prob:
                 self.valid.value = 0
                 await RisingEdge(self.clk)
             self.data.value = w
@@ -124,17 +132,11 @@ class StreamSource:
         self.valid.value = 0
 
 
-class StreamSink:
+class StreamSink(_StreamPort):
     """Collects beats of ``<prefix>_*`` while driving random ``tready``."""
 
     def __init__(self, dut, prefix: str, clk, backpressure_prob: float = 0.0, seed: int = 2):
-        self.clk = clk
-        self.data = getattr(dut, f"{prefix}_tdata")
-        self.valid = getattr(dut, f"{prefix}_tvalid")
-        self.ready = getattr(dut, f"{prefix}_tready")
-        self.last = getattr(dut, f"{prefix}_tlast", None)
-        self.prob = backpressure_prob
-        self.rng = random.Random(seed)
+        super().__init__(dut, prefix, clk, backpressure_prob, seed)
         self.words: list[int] = []
         self.lasts: list[int] = []
         self.ready.value = 0
