@@ -257,7 +257,8 @@ def point_spec(base: NetworkSpec, sr: float, pct: float) -> NetworkSpec:
     return spec
 
 
-def target_cycles(spec: NetworkSpec, settings: Settings) -> int:
+def target_cycles(spec: NetworkSpec, settings: Settings) -> int | None:
+    """The folding's cap in cycles per frame (None: as fast as the DSP budget allows)."""
     if settings.fps is None:
         return spec.target.target_cycles_per_frame
     if not settings.fps > 0:
@@ -402,7 +403,7 @@ def hardware_metrics(spec: NetworkSpec, nodes, settings: Settings) -> dict:
     part = part_info(spec.target.part)
     budget = settings.dsp or part.dsp
     target = target_cycles(spec, settings)
-    folding, met = fold(spec, nodes, target, budget)
+    folding = fold(spec, nodes, target, budget)
     perf = perf_report(spec.name, folding, spec.target.clock_mhz, part.dsp)
     sizes = spec.fire_sizes()
     e3 = sum(s[2] for s in sizes)
@@ -412,11 +413,12 @@ def hardware_metrics(spec: NetworkSpec, nodes, settings: Settings) -> dict:
         "parameters": parameter_count(nodes),
         "weight_bytes": sum(n.weight_count for n in nodes) * spec.quant.weight_bits // 8,
         "macs": macs_per_frame(nodes),
-        "target_fps": spec.target.clock_mhz * 1e6 / target,
+        "target_fps": spec.target.clock_mhz * 1e6 / target if target else None,
         "target_cycles": target,
-        "met_cycles": met,
+        "met_cycles": perf.bottleneck.cycles,
         "dsp_budget": budget,
         "multipliers": perf.multipliers,
+        "dsps": perf.dsps,
         "cycles_per_frame": perf.cycles_per_frame,
         "fps": perf.fps,
         "efficiency": perf.efficiency,

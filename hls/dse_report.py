@@ -77,7 +77,7 @@ def mark_pareto(rows: list[dict]) -> None:
 
 # One row per grid point; the first twelve are the required ones.
 CSV_COLUMNS = (
-    "SR", "pct3x3", "parameters", "weight_bytes", "macs", "bram18", "multipliers",
+    "SR", "pct3x3", "parameters", "weight_bytes", "macs", "bram18", "multipliers", "dsps",
     "cycles_per_frame", "fps", "float_accuracy", "accuracy", "train_seconds",
     "pct3x3_used", "share3x3", "target_fps", "dsp_budget", "efficiency", "bottleneck",
     "fits", "agreement", "eval_seconds", "point_seconds", "epochs", "train_images",
@@ -228,9 +228,10 @@ def plot_hardware(rows: list[dict], settings: Settings, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower right", title="marker size ~ pct3x3",
                    title_fontsize=7)
-    target = have[0]["target_fps"] if have else 0
-    fig.suptitle(f"Hardware view: folding for {target:,.0f} frames/s target within "
-                 f"{have[0]['dsp_budget'] if have else '?'} multipliers; "
+    target = have[0]["target_fps"] if have else None
+    goal = f"{target:,.0f} frames/s target" if target else "the fastest"
+    fig.suptitle(f"Hardware view: folding for {goal} within "
+                 f"{have[0]['dsp_budget'] if have else '?'} DSP slices; "
                  f"labels SR/pct3x3; {_schedule_text(settings)}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

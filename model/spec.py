@@ -89,9 +89,10 @@ class TargetSpec:
     part: str = "xczu9eg-ffvb1156-2-e"
     clock_mhz: float = 200.0
     backend: str = "Vitis"
-    # Folding: the largest valid reuse factor per layer such that the layer needs at most
-    # this many cycles per frame (the pipeline's throughput target).
-    target_cycles_per_frame: int = 300_000
+    # Folding: by default the pipeline is as fast as the part's DSP slices and block RAM
+    # allow; a number caps it (no resources are spent to go below that many cycles per
+    # frame), e.g. for a small part or a shared device.
+    target_cycles_per_frame: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,11 @@ def _section(where: str, cls: type, given: dict) -> Any:
         value = given[f.name]
         default = getattr(cls(), f.name)
         kind = type(default)
+        if default is None:  # optional: a number or null (see the field's comment)
+            if value is None:
+                kwargs[f.name] = None
+                continue
+            kind = int
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool):
@@ -253,7 +259,8 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
     _choice("target.backend", target.backend, BACKENDS)
     if not 10.0 <= target.clock_mhz <= 800.0:
         raise SpecError(f"target.clock_mhz: must be 10..800, got {target.clock_mhz}")
-    _positive("target.target_cycles_per_frame", target.target_cycles_per_frame)
+    if target.target_cycles_per_frame is not None:
+        _positive("target.target_cycles_per_frame", target.target_cycles_per_frame)
     spec = NetworkSpec(
         name=str(raw.get("name", default_name)),
         variant=variant,

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from hls import dse
-from hls.plan.folding import fold_within_budget
 from hls.plan.parts import part_info
 from model.builder import random_weights
 from model.graph import build_graph, macs_per_frame, parameter_count
@@ -113,7 +112,9 @@ def test_point_hardware_metrics_without_training(tiny, tmp_path: Path) -> None:
     assert row["parameters"] == parameter_count(nodes)
     assert row["weight_bytes"] == sum(n.weight_count for n in nodes)  # 8-bit weights
     assert row["macs"] == macs_per_frame(nodes)
-    folding, _ = fold_within_budget(nodes, 20000, part_info(spec.target.part).dsp)
+    from hls.plan.prepare import fold
+
+    folding = fold(spec, nodes, 20000, part_info(spec.target.part).dsp)
     assert row["multipliers"] == sum(f.multipliers for f in folding.values())
     assert row["cycles_per_frame"] == max(f.cycles for f in folding.values()) <= 20000
     assert row["fps"] == pytest.approx(200e6 / row["cycles_per_frame"])
@@ -130,8 +131,8 @@ def test_fps_target_and_multiplier_budget(tiny, tmp_path: Path) -> None:
     assert fast["multipliers"] > slow["multipliers"]
     assert fast["fps"] >= 100_000 > slow["fps"]
     capped = dse.run_point(_task(tiny, 0.5, 0.5, replace(
-        fast_settings, dsp=slow["multipliers"] + 4), tmp_path))
-    assert capped["multipliers"] <= slow["multipliers"] + 4
+        fast_settings, dsp=slow["dsps"] + 4), tmp_path))
+    assert capped["dsps"] <= slow["dsps"] + 4
     assert slow["fps"] <= capped["fps"] < 100_000
 
 
@@ -208,7 +209,7 @@ def test_results_csv_json_and_plots(tiny, tmp_path: Path, monkeypatch) -> None:
         reader = csv.DictReader(f)
         rows = list(reader)
     required = ["SR", "pct3x3", "parameters", "weight_bytes", "macs", "bram18", "multipliers",
-                "cycles_per_frame", "fps", "float_accuracy", "accuracy", "train_seconds"]
+                "dsps", "cycles_per_frame", "fps", "float_accuracy", "accuracy", "train_seconds"]
     assert reader.fieldnames[:len(required)] == required
     assert len(rows) == 6 and [(float(r["SR"]), float(r["pct3x3"])) for r in rows] == \
         grid.points()

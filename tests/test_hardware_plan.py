@@ -9,7 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from hls.plan.folding import choose_folding, valid_reuse_factors
+from hls.plan.folding import (
+    choose_folding,
+    fold_options,
+    hls_reuse_factor,
+    lanes_compatible,
+    valid_reuse_factors,
+)
 from hls.plan.memory import bram18_blocks, memory_report
 from hls.plan.parts import part_info
 from hls.plan.prepare import prepare
@@ -33,19 +39,29 @@ def test_valid_reuse_factors_match_hls4ml(n_in, n_out):
 
 
 @pytest.mark.parametrize("target", [1_500_000, 300_000, 100_000])
-def test_folding_meets_the_target_with_valid_factors(target):
+def test_folding_meets_the_target_cheapest_first(target):
     nodes = build_graph(spec_from_dict({"weights": "random"}))
     fold = choose_folding(nodes, target)
+    bottleneck = max(f.cycles for f in fold.values())
+    if bottleneck > target:  # unreachable: the slowest block is as fast as it can be
+        slow = max(fold.values(), key=lambda f: f.cycles)
+        assert slow.cycles == min(g.cycles for g in fold_options(nodes)[slow.name])
     for n in nodes:
-        if n.kind == "conv":
-            f = fold[n.name]
-            assert f.reuse_factor in valid_reuse_factors(n.n_in, n.out_shape[2])
-            assert f.multipliers * f.reuse_factor == n.n_in * n.out_shape[2]
-            assert n.out_shape[2] % f.pe == 0 and n.in_shape[2] % f.simd == 0
-            fully_parallel = f.pe == n.out_shape[2] and f.simd == n.in_shape[2]
-            assert f.cycles <= target or fully_parallel
-            if f.simd > 1:
-                assert f.pe == n.out_shape[2]   # hls4ml's valid set: SIMD > 1 needs PE = n_out
+        if n.kind != "conv":
+            continue
+        f = fold[n.name]
+        assert f.multipliers * f.reuse_factor == n.n_in * n.out_shape[2]
+        assert n.out_shape[2] % f.pe == 0 and n.in_shape[2] % f.simd == 0
+        assert f.dsps == (f.multipliers // 2 if f.pe % 2 == 0 else f.multipliers)
+        # no cheaper folding of this block meets the same bottleneck
+        meets = [g for g in fold_options(nodes)[n.name] if g.cycles <= max(target, bottleneck)]
+        assert f.dsps == min(g.dsps for g in meets)
+        # hls4ml gets the valid reuse factor nearest to the RTL's
+        rf = hls_reuse_factor(f)
+        valid = valid_reuse_factors(n.n_in, n.out_shape[2])
+        assert rf in valid
+        assert abs(rf - f.reuse_factor) == min(abs(v - f.reuse_factor) for v in valid)
+    assert lanes_compatible(nodes, fold)
 
 
 def test_fifo_depth_covers_the_3x3_branch_latency():
@@ -146,14 +162,35 @@ def test_synth_without_vendor_tool_fails_at_once_naming_the_tools(tmp_path):
         assert tool in r.stderr
 
 
-def test_folding_relaxes_the_target_to_fit_the_multiplier_budget():
-    from hls.plan.folding import fold_within_budget
+def test_folding_spends_the_dsp_budget_on_the_bottleneck():
+    from hls.plan.folding import fold_to_budget
 
     nodes = build_graph(spec_from_dict({"weights": "random"}))
-    folding, met = fold_within_budget(nodes, 100_000, 2520)
-    assert sum(f.multipliers for f in folding.values()) <= 2520
-    assert met > 100_000
-    tight = choose_folding(nodes, met)
-    assert sum(f.multipliers for f in tight.values()) <= 2520
-    with pytest.raises(ValueError, match="more than the budget of 10"):
-        fold_within_budget(nodes, 100_000, 10)
+    folding = fold_to_budget(nodes, 2520)
+    bottleneck = max(f.cycles for f in folding.values())
+    assert sum(f.dsps for f in folding.values()) <= 2520
+    # conv1 (3 channels: one kernel tap of 3 pixels per beat) is the floor: 113 x 113 x 9
+    assert bottleneck == 113 * 113 * 9
+    # with fewer DSP slices it is slower, never over budget
+    half = fold_to_budget(nodes, 1260)
+    assert sum(f.dsps for f in half.values()) <= 1260
+    assert max(f.cycles for f in half.values()) > bottleneck
+    # a cap stops the spending: the cheapest folding that meets it
+    capped = fold_to_budget(nodes, 2520, cap=300_000)
+    assert max(f.cycles for f in capped.values()) <= 300_000
+    assert sum(f.dsps for f in capped.values()) < sum(f.dsps for f in folding.values())
+    with pytest.raises(DoesNotFitError, match="the budget is 10 DSP"):
+        fold_to_budget(nodes, 10)
+
+
+def test_packing_halves_the_dsps_of_even_pe():
+    from hls.plan.folding import fold_to_budget, unpacked
+
+    nodes = build_graph(spec_from_dict({"weights": "random"}))
+    packed = fold_to_budget(nodes, 2520)
+    plain = fold_to_budget(nodes, 2520, packing=False)
+    assert all(f.packed == (f.pe % 2 == 0) for f in packed.values())
+    assert not any(f.packed for f in plain.values())
+    assert max(f.cycles for f in plain.values()) > max(f.cycles for f in packed.values())
+    assert sum(f.dsps for f in unpacked(packed).values()) == sum(
+        f.multipliers for f in packed.values())

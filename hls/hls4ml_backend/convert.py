@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hls.plan.folding import LayerFolding
+from hls.plan.folding import LayerFolding, hls_reuse_factor
 from hls.plan.streams import FifoPlan, fifo_plan
 from model.builder import INPUT_NAME, keras_output_name
 from model.graph import Node
@@ -70,7 +70,7 @@ def hls_config(model, nodes: list[Node], plan: QuantPlan, folding: dict[str, Lay
         entry["Precision"] = dict(precisions[name])
         entry["Trace"] = trace
         if name in folding:
-            entry["ReuseFactor"] = folding[name].reuse_factor
+            entry["ReuseFactor"] = hls_reuse_factor(folding[name])
             entry["Strategy"] = "Resource"
     return cfg
 

@@ -1,21 +1,28 @@
 """Folding (parallelism) as data: PE x SIMD per conv block, shared by both hardware flows.
 
 A conv block computes each output pixel's dot products (n_in = K*K*C inputs, n_out
-outputs) with PE x SIMD multipliers: SIMD inputs and PE outputs per cycle, so one pixel
+outputs) with PE x SIMD multiplier lanes: SIMD inputs and PE outputs per cycle, so one pixel
 takes SF * NF cycles (SF = n_in / SIMD, NF = n_out / PE) and its weights sit in a ROM
 SF * NF words deep and PE * SIMD * 8 bits wide. The open RTL (``sqz_mvu``) is exactly that;
-hls4ml's Resource strategy with ``ReuseFactor = SF * NF`` instantiates the same number of
-multipliers and the same ROM shape, so one folding file drives both flows.
+with an even PE it packs two lanes that share an activation into one DSP48E2 (two 8-bit
+MACs per DSP), so such a block costs PE * SIMD / 2 DSP slices.
+
+The search (``fold_to_budget``) makes the pipeline as fast as the part allows: it finds the
+smallest bottleneck (cycles per frame) for which every block has a folding within the
+part's DSP slices (and block RAM), each block taking the cheapest folding that meets it;
+a cap (the spec's optional ``target_cycles_per_frame``) stops it spending resources below
+that many cycles. PE and SIMD are chosen independently.
 
 hls4ml 1.3.0 accepts a reuse factor only from its valid set (an RF above n_in that is not a
-multiple of n_in emits a call to the non-existent ``nnet::DenseResource_rf_gt_nin``). SF*NF
-is in that set whenever SIMD = 1 or PE = n_out, so the folding search raises PE first (up to
-n_out, SIMD = 1) and then SIMD — the reverse of FINN's order, for hls4ml's sake.
+multiple of n_in emits a call to the non-existent ``nnet::DenseResource_rf_gt_nin``), so
+the hls4ml project takes the valid reuse factor nearest to the RTL's SF * NF
+(``hls_reuse_factor``); ``make perf`` shows both side by side.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from model.errors import DoesNotFitError
 from model.graph import Node
@@ -50,6 +57,7 @@ class LayerFolding:
     n_out: int
     pixels: int          # output pixels per frame
     in_pixels: int       # input pixels per frame (a block reads each once)
+    packed: bool = False  # two lanes per DSP48E2 (PE even, 8-bit operands)
 
     @property
     def sf(self) -> int:
@@ -65,7 +73,13 @@ class LayerFolding:
 
     @property
     def multipliers(self) -> int:
+        """Multiplier lanes (8-bit MACs per cycle)."""
         return self.pe * self.simd
+
+    @property
+    def dsps(self) -> int:
+        """DSP slices: one per lane, or one per packed pair of lanes."""
+        return self.pe * self.simd // 2 if self.packed else self.pe * self.simd
 
     @property
     def cycles(self) -> int:
@@ -77,17 +91,25 @@ class LayerFolding:
         return self.pixels * self.n_in * self.n_out
 
 
-def _lane_options(count: int, any_divisor: bool = False) -> list[int]:
+def hls_reuse_factor(f: LayerFolding) -> int:
+    """The reuse factor of hls4ml's valid set nearest to the RTL's SF * NF (the smaller one,
+    i.e. the faster, on a tie)."""
+    valid = valid_reuse_factors(f.n_in, f.n_out)
+    return min(valid, key=lambda rf: (abs(rf - f.reuse_factor), rf))
+
+
+def _lane_options(count: int, any_divisor: bool = False, whole: bool = True) -> list[int]:
     """Lane counts for ``count`` channels: powers of two dividing it, and ``count`` itself.
 
-    Keeping to powers of two (or the whole channel count) means any two neighbouring
-    streams have lane counts where one divides the other, so a width converter joins them.
-    The last conv feeds only the global pool, which takes any lane count that divides its
+    Keeping to powers of two (or the whole channel count) means a stream and its reader
+    nearly always have lane counts where one divides the other, so a width converter joins
+    them (``fold_to_budget`` checks every edge and falls back to powers of two alone). The
+    last conv feeds only the global pool, which takes any lane count that divides its
     channels: there every divisor is allowed (1000 classes: 125, 200, 250, ...).
     """
     if any_divisor:
         return [d for d in range(1, count + 1) if count % d == 0]
-    opts = {count}
+    opts = {count} if whole else set()
     p = 1
     while p <= count:
         if count % p == 0:
@@ -96,51 +118,110 @@ def _lane_options(count: int, any_divisor: bool = False) -> list[int]:
     return sorted(opts)
 
 
-def _fold(n: Node, pe: int, simd: int) -> LayerFolding:
+def _fold(n: Node, pe: int, simd: int, packing: bool = True) -> LayerFolding:
     return LayerFolding(n.name, pe, simd, n.n_in, n.out_shape[2],
-                        n.out_shape[0] * n.out_shape[1], n.in_shape[0] * n.in_shape[1])
+                        n.out_shape[0] * n.out_shape[1], n.in_shape[0] * n.in_shape[1],
+                        packed=packing and pe % 2 == 0)
 
 
-def choose_folding(nodes: list[Node], target_cycles: int) -> dict[str, LayerFolding]:
-    """Per conv: the least parallel PE x SIMD whose block meets ``target_cycles``.
-
-    PE rises through the lane options of n_out with SIMD = 1, then SIMD through those of
-    the input channels with PE = n_out. A block that cannot meet the target even fully
-    parallel stays fully parallel and is the pipeline's bottleneck (the report shows it).
-    """
-    out: dict[str, LayerFolding] = {}
+def fold_options(nodes: list[Node], whole: bool = True,
+                 packing: bool = True) -> dict[str, list[LayerFolding]]:
+    """Every folding the RTL accepts per conv: PE over the lane options of the outputs, SIMD
+    over those of the input channels (the conv reading the network input may take all its
+    channels per beat; ``whole=False`` keeps to powers of two elsewhere)."""
     feeds_gap = {n.inputs[0] for n in nodes if n.kind == "gap"}
+    first = nodes[0].inputs[0]
+    out: dict[str, list[LayerFolding]] = {}
     for n in nodes:
         if n.kind != "conv":
             continue
-        steps = [(pe, 1) for pe in _lane_options(n.out_shape[2], n.name in feeds_gap)]
-        steps += [(n.out_shape[2], s) for s in _lane_options(n.in_shape[2]) if s > 1]
-        chosen = steps[-1]
-        for pe, simd in steps:
-            if _fold(n, pe, simd).cycles <= target_cycles:
-                chosen = (pe, simd)
-                break
-        fold = _fold(n, *chosen)
-        if fold.reuse_factor not in valid_reuse_factors(n.n_in, n.out_shape[2]):
-            raise AssertionError(f"{n.name}: RF {fold.reuse_factor} not valid for hls4ml")
-        out[n.name] = fold
+        pes = _lane_options(n.out_shape[2], n.name in feeds_gap, whole)
+        simds = _lane_options(n.in_shape[2], whole=whole or n.inputs[0] == first)
+        out[n.name] = [_fold(n, pe, s, packing) for pe in pes for s in simds]
     return out
 
 
-def fold_within_budget(nodes: list[Node], target_cycles: int,
-                       max_multipliers: int) -> tuple[dict[str, LayerFolding], int]:
-    """``choose_folding`` at the target, relaxed in 5% steps until the multipliers fit.
+def lanes_compatible(nodes: list[Node], folding: dict[str, LayerFolding]) -> bool:
+    """Whether every stream's lanes and its reader's divide one another (a width converter
+    can join them) under ``folding``."""
+    lanes = {nodes[0].inputs[0]: nodes[0].in_shape[2]}
 
-    Returns the folding and the target it met. A budget that even the fully folded
-    pipeline (PE = SIMD = 1 everywhere) exceeds raises ValueError with the numbers.
+    def joins(a: int, b: int) -> bool:
+        return max(a, b) % min(a, b) == 0
+
+    for n in nodes:
+        src = [lanes[i] for i in n.inputs]
+        if n.kind == "conv":
+            if not joins(src[0], folding[n.name].simd):
+                return False
+            lanes[n.name] = folding[n.name].pe
+        elif n.kind in ("concat", "add"):
+            if not joins(*src):
+                return False
+            lanes[n.name] = min(src)
+        else:
+            lanes[n.name] = src[0]
+    return True
+
+
+def _cheapest(options: dict[str, list[LayerFolding]], cycles: int,
+              cost: Callable[[LayerFolding], tuple]) -> dict[str, LayerFolding] | None:
+    """Per conv the cheapest folding within ``cycles`` (None if a conv cannot meet it)."""
+    out = {}
+    for name, opts in options.items():
+        ok = [f for f in opts if f.cycles <= cycles]
+        if not ok:
+            return None
+        out[name] = min(ok, key=cost)
+    return out
+
+
+def fold_to_budget(nodes: list[Node], dsp_budget: int, cap: int | None = None,
+                   bram_of: Callable[[LayerFolding], int] | None = None,
+                   bram_budget: int | None = None,
+                   packing: bool = True) -> dict[str, LayerFolding]:
+    """The folding with the smallest bottleneck that fits ``dsp_budget`` DSP slices (and,
+    given ``bram_of`` per-conv block RAM and ``bram_budget``, the block RAM). With ``cap``
+    the bottleneck is max(cap, the fastest that fits): resources are not spent below
+    ``cap`` cycles per frame. Each block takes the cheapest folding that meets the
+    bottleneck (fewest DSP slices, then block RAM, then lanes). Raises DoesNotFitError when
+    even the slowest folding does not fit.
     """
-    target = target_cycles
-    while True:
-        folding = choose_folding(nodes, target)
-        mults = sum(f.multipliers for f in folding.values())
-        if mults <= max_multipliers:
-            return folding, target
-        if all(f.multipliers == 1 for f in folding.values()):
-            raise DoesNotFitError(f"even one multiplier per conv needs {mults} multipliers, "
-                             f"more than the budget of {max_multipliers}")
-        target = int(target * 1.05) + 1
+    def bram(f: LayerFolding) -> int:
+        return bram_of(f) if bram_of else 0
+
+    def cost(f: LayerFolding) -> tuple:
+        return (f.dsps, bram(f), f.multipliers, f.simd)
+
+    def fits(folding: dict[str, LayerFolding]) -> bool:
+        if sum(f.dsps for f in folding.values()) > dsp_budget:
+            return False
+        return bram_budget is None or sum(bram(f) for f in folding.values()) <= bram_budget
+
+    option_sets = [fold_options(nodes, True, packing), fold_options(nodes, False, packing)]
+    candidates = sorted({f.cycles for opts in option_sets[0].values() for f in opts})
+    if cap is not None:  # nothing faster than the cap; the cap itself first
+        candidates = sorted({c for c in candidates if c > cap} | {cap})
+    for cycles in candidates:
+        for options in option_sets:
+            folding = _cheapest(options, cycles, cost)
+            if folding and fits(folding) and lanes_compatible(nodes, folding):
+                return folding
+    slowest = _cheapest(option_sets[1], candidates[-1], cost) or {}
+    raise DoesNotFitError(
+        f"even the slowest folding needs {sum(f.dsps for f in slowest.values())} DSP slices"
+        + (f" and {sum(bram(f) for f in slowest.values())} BRAM18 for weights"
+           if bram_of else "")
+        + f"; the budget is {dsp_budget} DSP" + (f", {bram_budget} BRAM18" if bram_of else ""))
+
+
+def choose_folding(nodes: list[Node], target_cycles: int,
+                   packing: bool = True) -> dict[str, LayerFolding]:
+    """Per conv the cheapest folding that meets ``target_cycles`` (no resource budget); a
+    block that cannot meet it even fully parallel is as fast as it can be."""
+    return fold_to_budget(nodes, 2**62, cap=target_cycles, packing=packing)
+
+
+def unpacked(folding: dict[str, LayerFolding]) -> dict[str, LayerFolding]:
+    """The same folding with one DSP per lane (what hls4ml's Resource strategy builds)."""
+    return {k: replace(f, packed=False) for k, f in folding.items()}

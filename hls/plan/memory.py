@@ -45,6 +45,18 @@ class MemoryRow:
         return self.depth * self.width
 
 
+def conv_bram18(f: LayerFolding, rom_bits: int, in_bits: int = 8) -> int:
+    """BRAM18 of a conv block that depend on its folding: the weight ROM (RF words of
+    PE * SIMD * ``rom_bits``) and, with more than one output fold, the input vector buffer
+    (SF words of SIMD * ``in_bits``; ``sqz_mvu`` asks for block RAM there). The same
+    counts as ``memory_rows`` gives."""
+    rf = f.reuse_factor
+    blocks = bram18_blocks(rf, f.multipliers * rom_bits) if rf > 1 else 0
+    if f.nf > 1 and f.sf > 1:
+        blocks += bram18_blocks(f.sf, f.simd * in_bits)
+    return blocks
+
+
 def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFolding],
                 fifos: FifoPlan, sharing: bool = True) -> list[MemoryRow]:
     """Every on-chip memory of the pipeline; ``sharing=False`` counts shared layers as if
@@ -77,6 +89,10 @@ def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFold
                 place(n.name, "weights", rf, total // rf * lq.w_fmt.width, rom=True)
             rows.append(MemoryRow(n.name, "biases", 1, n.bias_count * lq.b_fmt.width,
                                   "registers", 0))
+            f = folding[n.name]
+            if f.nf > 1:  # the MVU replays its input vector for every output fold
+                place(n.name, "input buffer", f.sf, f.simd * plan.fmt_of(n.inputs[0]).width,
+                      rom=True)
             if n.kernel > 1:
                 in_fmt = plan.fmt_of(n.inputs[0])
                 w_pad = n.in_shape[1] + 2 * n.pad
@@ -100,7 +116,8 @@ def memory_rows(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFold
 class MemoryReport:
     rows: list[MemoryRow]
     part: Part
-    multipliers: int
+    multipliers: int     # multiplier lanes (8-bit MACs per cycle)
+    dsps: int = 0        # DSP slices (two lanes share one where the folding packs them)
     dense_bram18: int | None = None   # the same design with 8-bit weights (sharing only)
 
     @property
@@ -121,8 +138,9 @@ class MemoryReport:
         if self.bram18 > self.part.bram18:
             problems.append(f"BRAM: needs {self.bram18} BRAM18 ({self.bram18 / 2:.0f} BRAM36), "
                             f"{self.part.name} has {self.part.bram18} ({self.part.bram36})")
-        if self.multipliers > self.part.dsp:
-            problems.append(f"DSP: needs {self.multipliers} multipliers, {self.part.name} has "
+        if self.dsps > self.part.dsp:
+            problems.append(f"DSP: needs {self.dsps} DSP slices ({self.multipliers} multiplier "
+                            f"lanes), {self.part.name} has "
                             f"{self.part.dsp} DSP slices")
         return problems
 
@@ -150,8 +168,8 @@ class MemoryReport:
                          f"{self.dense_bram18} with 8-bit weights: "
                          f"{self.dense_bram18 - self.bram18} BRAM18 saved")
         lines.append(f"BRAM18: {self.bram18} / {p.bram18} ({self.bram18 / p.bram18:.1%}) on "
-                     f"{p.name}; multipliers: {self.multipliers} / {p.dsp} DSP "
-                     f"({self.multipliers / p.dsp:.1%})")
+                     f"{p.name}; DSP: {self.dsps} / {p.dsp} ({self.dsps / p.dsp:.1%}) for "
+                     f"{self.multipliers} multiplier lanes")
         return "\n".join(lines)
 
 
@@ -159,8 +177,9 @@ def memory_report(nodes: list[Node], plan: QuantPlan, folding: dict[str, LayerFo
                   fifo: FifoPlan, part: str, sharing: bool = True) -> MemoryReport:
     """The memory budget of the plan on ``part``; with shared-weight layers it also gives
     the BRAM18 of the same design storing 8-bit weights (``dense_bram18``)."""
-    mults = sum(f.multipliers for f in folding.values())
-    rep = MemoryReport(memory_rows(nodes, plan, folding, fifo, sharing), part_info(part), mults)
+    rep = MemoryReport(memory_rows(nodes, plan, folding, fifo, sharing), part_info(part),
+                       sum(f.multipliers for f in folding.values()),
+                       sum(f.dsps for f in folding.values()))
     if sharing and any(lq.shared for lq in plan.layers.values()):
         rep.dense_bram18 = sum(r.bram18 for r in memory_rows(nodes, plan, folding, fifo, False))
     return rep

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hls.plan.folding import LayerFolding, fold_within_budget
+from hls.plan.folding import LayerFolding, fold_options, fold_to_budget
 from hls.plan.memory import MemoryReport, memory_report
 from hls.plan.streams import FifoPlan, fifo_plan
 from model import paths
@@ -63,15 +63,52 @@ def demo_frames(spec: NetworkSpec) -> list[Frame]:
     return frames
 
 
-def fold(spec: NetworkSpec, nodes: list[Node], target: int | None = None,
-         dsp: int | None = None) -> tuple[dict[str, LayerFolding], int]:
-    """The folding balanced for ``target`` cycles/frame (default: the spec's) within ``dsp``
-    multipliers (default: the part's DSP slices, one multiplier each); a target that needs
-    more is relaxed until it fits. Returns the folding and the target it met."""
+def fold(spec: NetworkSpec, nodes: list[Node], cap: int | None = None,
+         dsp: int | None = None, rom_bits: dict[str, int] | None = None,
+         bram18: int | None = None) -> dict[str, LayerFolding]:
+    """The fastest folding within ``dsp`` DSP slices (default: the part's) and, given the
+    weight ROM bits per conv (``rom_bits``; default the spec's weight bits), ``bram18``
+    BRAM18 for the folding-dependent memories (default: the part's); ``cap`` (default the
+    spec's optional ``target_cycles_per_frame``) stops it below that many cycles/frame."""
+    from hls.plan.memory import conv_bram18
     from hls.plan.parts import part_info
 
-    return fold_within_budget(nodes, target or spec.target.target_cycles_per_frame,
-                              dsp or part_info(spec.target.part).dsp)
+    part = part_info(spec.target.part)
+    bits = rom_bits or {}
+
+    def bram_of(f: LayerFolding) -> int:
+        return conv_bram18(f, bits.get(f.name, spec.quant.weight_bits))
+
+    return fold_to_budget(nodes, dsp or part.dsp,
+                          cap if cap is not None else spec.target.target_cycles_per_frame,
+                          bram_of, part.bram18 if bram18 is None else bram18)
+
+
+def _fold_to_fit(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan
+                 ) -> tuple[dict[str, LayerFolding], FifoPlan, MemoryReport]:
+    """``fold`` with the block RAM the rest of the design (line buffers, FIFOs) leaves free,
+    adjusted until the whole memory report fits; a design that fits in no folding gets the
+    slowest one, whose memory report then names what does not fit."""
+    from hls.plan.memory import conv_bram18
+    from hls.plan.parts import part_info
+
+    rom_bits = {name: lq.share_bits if lq.shared else lq.w_fmt.width
+                for name, lq in plan.layers.items() if lq.kind == "conv"}
+    part_bram = part_info(spec.target.part).bram18
+    budget = part_bram
+    for _ in range(6):
+        try:
+            folding = fold(spec, nodes, rom_bits=rom_bits, bram18=budget)
+        except DoesNotFitError:
+            break
+        fifo, mem = fifos_and_memory(spec, nodes, plan, folding)
+        over = mem.bram18 - part_bram
+        if over <= 0:
+            return folding, fifo, mem
+        budget = sum(conv_bram18(f, rom_bits[f.name]) for f in folding.values()) - over
+    slowest = {name: min(opts, key=lambda f: (f.multipliers, f.simd))
+               for name, opts in fold_options(nodes).items()}
+    return slowest, *fifos_and_memory(spec, nodes, plan, slowest)
 
 
 def fifos_and_memory(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan,
@@ -102,11 +139,12 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
                "indices)" if c.share_bits else "") + "; biases corrected")
     plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
     t2 = time.perf_counter()
-    folding, met = fold(spec, nodes)
-    if met != spec.target.target_cycles_per_frame:
-        log(f"folding: {spec.target.target_cycles_per_frame:,d} cycles/frame needs more "
-            f"multipliers than {spec.target.part} has; balanced for {met:,d} instead")
-    fifo, mem = fifos_and_memory(spec, nodes, plan, folding)
+    folding, fifo, mem = _fold_to_fit(spec, nodes, plan)
+    bottleneck = max(f.cycles for f in folding.values())
+    cap = spec.target.target_cycles_per_frame
+    if cap is not None and bottleneck > cap:
+        log(f"folding: {cap:,d} cycles/frame needs more DSP slices or block RAM than "
+            f"{spec.target.part} has; the fastest that fits is {bottleneck:,d}")
     problems = mem.fits()
     if problems:
         raise DoesNotFitError(f"{spec.name} does not fit {spec.target.part}: "
