@@ -28,7 +28,7 @@ help:
 	@echo "make info   - parameters, MACs per frame, 8-bit weight bytes (CONFIG=...)"
 	@echo "make compress - Deep Compression size account (pruning, weight sharing, Huffman) and agreement"
 	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
-	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (slow; FRAMES, STALLS=1)"
+	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (C++-driven, FIFO occupancy; FRAMES, STALLS=1, COCOTB=1)"
 	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL"
 	@echo "make train  - train configs/fashion_mnist.yaml on Fashion-MNIST (resumable), fold BN, 8-bit accuracy (EPOCHS, LIMIT, DATA)"
 	@echo "make dse    - SR x pct3x3 sweep (paper Section 5): size, folding, BRAM, fps, accuracy; CSV + plots in build/dse (SR, PCT, FULL=1, ENGINE, WORKERS, EPOCHS, LIMIT, FPS, DATA)"
@@ -78,7 +78,7 @@ dse: $(STAMP) $(if $(DATA),,$(FASHION_MNIST))
 
 sim-full: $(STAMP)
 	$(SQZ) sim-full --config $(CONFIG) $(if $(filter-out 0,$(FRAMES)),--frames $(FRAMES)) \
-		$(if $(filter-out 0,$(STALLS)),--stalls)
+		$(if $(filter-out 0,$(STALLS)),--stalls) $(if $(filter-out 0,$(COCOTB)),--cocotb)
 
 # Tiers are pytest markers (pyproject.toml, conftest.py); `test` is pyproject's addopts
 # default, -m "not slow and not synth".

@@ -7,7 +7,7 @@
     sqz train --config configs/fashion_mnist.yaml [--epochs N] [--limit N] [--data DIR]
     sqz finetune --config configs/squeezenet_v1_1.yaml --data DIR [--sparsity S] [--qat]
     sqz dse   [--sr 0.125,0.25] [--pct 0.5] [--grid FILE] [--full] [--engine local|ray|dask]
-    sqz sim-full  --config ... [--frames N] [--stalls]
+    sqz sim-full  --config ... [--frames N] [--stalls] [--cocotb]
     sqz rtl-debug --config ... [--frames N] [--all] [--interval K]
 """
 
@@ -152,13 +152,13 @@ def cmd_synth(args) -> int:
 
 
 def cmd_perf(args) -> int:
-    from hls.plan.folding import choose_folding
     from hls.plan.parts import part_info
     from hls.plan.perf import perf_report
+    from hls.plan.prepare import fold
     from model.graph import build_graph
 
     spec = _load(args)
-    folding = choose_folding(build_graph(spec), spec.target.target_cycles_per_frame)
+    folding = fold(spec, build_graph(spec))
     rep = perf_report(spec.name, folding, spec.target.clock_mhz,
                       part_info(spec.target.part).dsp)
     print(rep.format())
@@ -196,7 +196,8 @@ def cmd_sim_full(args) -> int:
     _quiet_tensorflow()
     from sim.network import sim_full
 
-    return 0 if sim_full(args.config, frames=args.frames, stalls=args.stalls) else 1
+    return 0 if sim_full(args.config, frames=args.frames, stalls=args.stalls,
+                         cocotb=args.cocotb) else 1
 
 
 def cmd_rtl_debug(args) -> int:
@@ -244,9 +245,11 @@ def _hardware_sharing(spec, nodes, weights, frames, bits_list) -> None:
 
     out = nodes[-1].name
     ref = [float_forward(nodes, weights, f.pixels)[out] for f in frames]
-    print("== weight sharing in hardware: index ROMs + codebook registers, the folding for "
-          f"{spec.target.target_cycles_per_frame:,d} cycles/frame (bit-exact in C sim and "
-          "RTL: make csim / make sim-full CONFIG=configs/squeezenet_v1_1_shared.yaml)")
+    cap = spec.target.target_cycles_per_frame
+    print("== weight sharing in hardware: index ROMs + codebook registers, the spec's folding ("
+          + (f"capped at {cap:,d} cycles/frame" if cap else "as fast as the part allows")
+          + "; bit-exact in C sim and RTL: make csim / make sim-full "
+          "CONFIG=configs/squeezenet_v1_1_shared.yaml)")
     for bits in bits_list:
         t0 = time.perf_counter()
         prep = prepare(replace(spec, compression=CompressionSpec(share_bits=bits)),
@@ -540,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "sim-full":
             p.add_argument("--stalls", action="store_true",
                            help="random input stalls and output backpressure (slower)")
+            p.add_argument("--cocotb", action="store_true",
+                           help="run the cocotb bench instead of the fast C++ driver (~10x "
+                                "slower, no FIFO occupancy report)")
         if name == "rtl-debug":
             p.add_argument("--all", action="store_true",
                            help="print every edge, not only those with stalls")

@@ -71,6 +71,38 @@ always @(posedge clk) begin
     end
 end
 
+`ifdef SQZ_FIFO_STATS
+// Simulation only (sim/fast.py defines it): the peak number of words held (RAM plus the
+// output register) and the cycles a beat was offered while the RAM was full, printed once
+// at the end (both restart at every reset), so that the planned depths can be checked
+// against what the simulated frames really needed.
+localparam STATS_WIDTH = ADDR_WIDTH + 2;
+reg [STATS_WIDTH-1:0] stats_peak_reg;
+reg [63:0] stats_full_cycles_reg;
+wire [ADDR_WIDTH:0] stats_ram_words = wr_ptr_reg - rd_ptr_reg;
+wire [STATS_WIDTH-1:0] stats_words = {1'b0, stats_ram_words}
+                                     + {{STATS_WIDTH-1{1'b0}}, out_valid_reg};
+
+always @(posedge clk) begin
+    if (rst) begin
+        stats_peak_reg <= {STATS_WIDTH{1'b0}};
+        stats_full_cycles_reg <= 64'd0;
+    end else begin
+        if (stats_words > stats_peak_reg) begin
+            stats_peak_reg <= stats_words;
+        end
+        if (s_axis_tvalid && full) begin
+            stats_full_cycles_reg <= stats_full_cycles_reg + 64'd1;
+        end
+    end
+end
+
+final begin
+    $display("SQZ_FIFO_STATS %m depth=%0d width=%0d words=%0d peak=%0d full_cycles=%0d",
+             DEPTH, DATA_WIDTH, (1 << ADDR_WIDTH) + 1, stats_peak_reg, stats_full_cycles_reg);
+end
+`endif
+
 endmodule
 
 `resetall

@@ -1,0 +1,128 @@
+"""The fast whole-network simulation (``sim.fast``, ``sqz sim-full``): the C++-driven
+Verilator model of the small networks against the golden model, with and without random
+stalls, against the cocotb bench's cycle figures, and its FIFO occupancy statistics."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.rtl
+
+CONFIGS = {"tiny": None, "tiny_shared": 4}   # config -> frames (None: every photo)
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def network(request):
+    from model.paths import REPO
+    from model.spec import load_spec
+    from sim.network import prepare_network, rtl_dir
+
+    spec = load_spec(REPO / "configs" / f"{request.param}.yaml")
+    _prep, design, vectors = prepare_network(spec, frames=CONFIGS[request.param])
+    sources = design.sources() + [rtl_dir(spec) / f"{design.top}.v"]
+    return spec, design, sources, vectors
+
+
+def _fast(network, stalls: bool, **kw) -> dict:
+    from sim import fast
+
+    spec, design, sources, vectors = network
+    return fast.run(design.top, sources, vectors, spec.name, stalls=stalls, **kw)
+
+
+def _fifo_instances(design) -> set[str]:
+    """Every sqz_fifo of the design: the top's, and the output FIFO inside each MVU
+    (instance ``ofifo`` in firmware/rtl/sqz_mvu.v)."""
+    return ({i.name for i in design.instances if i.module == "sqz_fifo"}
+            | {f"{i.name}.ofifo" for i in design.instances if i.module == "sqz_mvu"})
+
+
+@pytest.fixture(scope="module")
+def plain(network):
+    return _fast(network, stalls=False)
+
+
+def test_fast_bit_exact(network, plain):
+    spec, design, _sources, _vectors = network
+    assert plain["mismatches"] == 0
+    assert plain["compared"] == plain["frames"] * spec.classes > 0
+    assert plain["cycles_per_frame"] > 0 and plain["cycles_per_s"] > 0
+    assert {s.instance for s in plain["fifos"]} == _fifo_instances(design)
+    assert len(plain["fifos"]) == len(_fifo_instances(design))
+    for s in plain["fifos"]:
+        assert 1 <= s.peak <= s.words, s
+
+
+def test_fast_bit_exact_with_stalls(network, plain):
+    spec, design, _sources, _vectors = network
+    fig = _fast(network, stalls=True)
+    assert fig["mismatches"] == 0
+    assert fig["compared"] == fig["frames"] * spec.classes
+    # Input idles and output backpressure can only slow the pipeline down.
+    assert fig["total_cycles"] > plain["total_cycles"]
+    assert {s.instance for s in fig["fifos"]} == _fifo_instances(design)
+
+
+def test_fast_cycles_match_cocotb(network, plain):
+    """The same cycles per frame and first-frame latency as the cocotb bench."""
+    from sim.network import run_network
+
+    spec, design, _sources, vectors = network
+    fig = run_network(spec, design, vectors, testcase="test_frames", stalls=False)
+    assert fig["mismatches"] == 0
+    assert plain["cycles_per_frame"] == fig["cycles_per_frame"]
+    assert plain["first_frame_latency_cycles"] == fig["first_frame_latency_cycles"]
+
+
+def test_fast_watchdog_names_the_cycle(network):
+    """No output within the watchdog's cycles stops the run with a clear message (here the
+    first frame's latency is longer than the watchdog)."""
+    from sim.fast import SimError
+
+    with pytest.raises(SimError, match=r"watchdog: no output beat for 100 cycles, stopped "
+                                       r"at cycle \d+"):
+        _fast(network, stalls=False, watchdog=100)
+
+
+def test_build_reused(network, plain):
+    """A second run with unchanged sources does not rebuild."""
+    fig = _fast(network, stalls=False)
+    assert fig["build_s"] == 0.0
+    assert fig["total_cycles"] == plain["total_cycles"]
+
+
+@pytest.mark.parametrize("define", [[], ["-DSQZ_FIFO_STATS"]], ids=["plain", "stats"])
+def test_fifo_lint_clean_with_stats(define):
+    from sim.runner import RTL, ensure_simulator
+
+    ensure_simulator("verilator")
+    for params in ([], ["-GDEPTH=1000", "-GDATA_WIDTH=3"]):
+        run = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "sqz_fifo",
+                              *define, *params, str(RTL / "sqz_fifo.v")],
+                             capture_output=True, text=True, check=False, timeout=120)
+        out = run.stdout + run.stderr
+        assert "%Warning" not in out and "%Error" not in out, out
+
+
+def test_fifo_report_sizes():
+    """Peak 10 of a 64-word RAM needs 16 words; a 1024-deep 36-bit FIFO at peak 50 gives
+    back 960 words and the 3 BRAM18 of a 1024x37 RAM (64 words fit LUTRAM)."""
+    from sim.fast import FifoStat, fifo_report, parse_fifo_stats
+
+    text = ("SQZ_FIFO_STATS TOP.sqz_t.fifo_a depth=64 width=8 words=65 peak=10 full_cycles=0\n"
+            "SQZ_FIFO_STATS TOP.sqz_t.mvu_b.ofifo depth=1000 width=36 words=1025 peak=50 "
+            "full_cycles=0\n"
+            "SQZ_FIFO_STATS TOP.sqz_t.fifo_c depth=4 width=8 words=5 peak=5 full_cycles=7\n")
+    stats = parse_fifo_stats(text, "sqz_t")
+    assert [s.instance for s in stats] == ["fifo_a", "mvu_b.ofifo", "fifo_c"]
+    assert stats[0] == FifoStat("fifo_a", 64, 8, 65, 10, 0)
+    assert stats[0].ram_depth(10) == 16 and stats[1].ram_depth(50) == 64
+    rep = fifo_report(stats, 3, 1200, ("conv9", 1000))
+    assert "oversized (peak fits half the RAM or less): 2 of 3 FIFOs, 1,008 words" in rep
+    assert "mvu_b.ofifo: depth 1000, peak 50: 960 words x 37 bits, 3 BRAM18" in rep
+    assert "peak above the planned depth + 1 (only the power-of-two rounding held it): 0 of" in rep
+    assert "ran full (stalled their producer): 1 of 3 FIFOs\n  fifo_c: depth 4, 7 cycles" in rep
+    assert "200 cycles/frame above the slowest layer (conv9, 1,000)" in rep
+    assert "none cost throughput" in fifo_report(stats, 3, 1000, ("conv9", 1000))
