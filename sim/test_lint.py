@@ -30,8 +30,12 @@ def lint(files: list, top: str, params: dict | None = None) -> str:
     return run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("params", [{}, {"SHARE_BITS": 4}, {"SHARE_BITS": 2, "PE": 1}],
-                         ids=["dense", "shared4", "shared2"])
+@pytest.mark.parametrize("params", [
+    {}, {"SHARE_BITS": 4}, {"SHARE_BITS": 2, "PE": 1}, {"DSP_PACK": 1},
+    {"DSP_PACK": 1, "SHARE_BITS": 4}, {"DSP_PACK": 1, "SIMD": 1, "PE": 4},
+    {"DSP_PACK": 1, "IN_BITS": 4, "W_BITS": 3},
+], ids=["dense", "shared4", "shared2", "packed", "packed_shared4", "packed_simd1",
+        "packed_narrow"])
 def test_mvu_lint_clean(params):
     out = lint([RTL / "sqz_mvu.v", RTL / "sqz_fifo.v"], "sqz_mvu", params)
     assert "%Warning" not in out and "%Error" not in out, out

@@ -1,6 +1,9 @@
 """sqz_mvu: every output element equals model.golden.conv2d, frame after frame.
 
-Weight sharing (``SHARE_BITS``) is tested the same way, with index and codebook images.
+Weight sharing (``SHARE_BITS``) is tested the same way, with index and codebook images, and
+so is ``DSP_PACK = 1`` (two PEs per multiplier), dense and shared, on its own cases: PE 2 with
+SIMD 1, a long accumulation, and the extremes of the operands (weights -128 and 127,
+activations 0 and 255) that decide the packed product's borrow.
 The MVU is tested in isolation: its input is the im2col vectors of ``golden.im2col`` (the
 window generator's job), its weights and biases are ROM images written by
 ``hls.rtl.mem``. Weights and biases are non-zero everywhere, so a ROM that failed to load
@@ -175,6 +178,11 @@ class Case:
     w_min: int = -128    # weights in w_min .. w_max, never 0
     w_max: int = 127
     share_bits: int = 0  # > 0: weights from a 2**share_bits codebook, stored as indices
+    dsp_pack: int = 0    # the DSP_PACK parameter: 1 = PEs 2k and 2k+1 share a multiplier
+    w_set: tuple[int, ...] = ()  # non-empty: weights (or the codebook) drawn from these only
+    x_set: tuple[int, ...] = ()  # non-empty: activations drawn from these only
+    out_bits: int = 8    # output: ap_ufixed<out_bits, out_bits - out_frac>; wide with
+                         # SHIFT = 0, every output shows its accumulator to the last bit
 
 
 CASES = [
@@ -194,6 +202,26 @@ CASES = [
     Case("shared4", 3, 4, 64, 1, 1, 0, 12, 4, 3, 4, 6, 12, 7, 1, share_bits=4),
     # ... and 2-bit indices on a 3x3 conv with SIMD 3 x PE 2
     Case("shared2", 9, 9, 3, 3, 2, 1, 8, 3, 2, 0, 7, 16, 7, -1, share_bits=2),
+    # DSP_PACK = 1: conv1-like with PE 2 (one pair) x SIMD 3 (a padded adder tree) ...
+    Case("pack_conv3x3x3", 9, 9, 3, 3, 2, 1, 8, 3, 2, 0, 7, 16, 7, -1, dsp_pack=1),
+    # ... PE 2 x SIMD 1 (no adder tree: the lanes go straight to the accumulators) ...
+    Case("pack_simd1", 3, 3, 4, 3, 1, 1, 8, 1, 2, 0, 8, 16, 6, 0, dsp_pack=1),
+    # ... 1x1 over 64 channels, SIMD 8 x PE 8 (four pairs), NF 2 ...
+    Case("pack_pe8", 3, 4, 64, 1, 1, 0, 16, 8, 8, 4, 6, 12, 7, 1, dsp_pack=1),
+    # ... a long accumulation: 3x3 over 128 channels, 576 synapse folds of SIMD 2, PE 4;
+    # 18-bit outputs at SHIFT 0 show the accumulators' exact values ...
+    Case("pack_long", 2, 2, 128, 3, 1, 1, 8, 2, 4, 8, 7, 16, 15, 15, dsp_pack=1,
+         out_bits=18),
+    # ... the extremes only: every weight -128 or 127, every activation 0 or 255, every
+    # (w_hi, w_lo) combination; 17-bit outputs at SHIFT 0, so one borrow lost would show ...
+    Case("pack_extremes", 4, 4, 32, 1, 1, 0, 8, 4, 4, 4, 5, 16, 9, 9, dsp_pack=1,
+         w_set=(-128, 127), x_set=(0, 255), out_bits=17),
+    # ... weight sharing: 4-bit indices, PE 6 (three pairs) x SIMD 4 ...
+    Case("pack_shared4", 3, 4, 64, 1, 1, 0, 12, 4, 6, 4, 6, 12, 7, 1, share_bits=4,
+         dsp_pack=1),
+    # ... and a 1-bit codebook holding the extremes -128 and 127, activations 0 and 255
+    Case("pack_shared1_extremes", 4, 4, 32, 1, 1, 0, 8, 4, 4, 4, 5, 16, 9, 9, share_bits=1,
+         dsp_pack=1, w_set=(-128, 127), x_set=(0, 255), out_bits=17),
 ]
 
 
@@ -211,7 +239,7 @@ def prepare(case: Case) -> tuple[dict, Path]:
     x_fmt = FixedFormat(8, 8 - case.x_frac, signed=False)
     w_fmt = FixedFormat(8, 8 - case.w_frac)
     b_fmt = FixedFormat(case.b_bits, case.b_bits - case.b_frac)
-    out_fmt = FixedFormat(8, 8 - case.out_frac, signed=False)
+    out_fmt = FixedFormat(case.out_bits, case.out_bits - case.out_frac, signed=False)
     acc_frac = x_fmt.frac + w_fmt.frac
     bias_shift = acc_frac - b_fmt.frac
 
@@ -220,16 +248,26 @@ def prepare(case: Case) -> tuple[dict, Path]:
         # distinct non-zero codebook entries, each used; a codebook that failed to load
         # (zeros or X) or a lane that reads the wrong entry cannot match
         size = 1 << case.share_bits
-        # +-m pairs, as symmetric as a k-means codebook of real weights
-        mags = rng.choice(np.arange(1, min(-case.w_min, case.w_max) + 1), size // 2,
-                          replace=False)
-        codebook = rng.permutation(np.concatenate([-mags, mags])).astype(np.int64)
+        if case.w_set:
+            assert len(case.w_set) == size, "w_set must fill the codebook"
+            codebook = rng.permutation(np.asarray(case.w_set, np.int64))
+        else:
+            # +-m pairs, as symmetric as a k-means codebook of real weights
+            mags = rng.choice(np.arange(1, min(-case.w_min, case.w_max) + 1), size // 2,
+                              replace=False)
+            codebook = rng.permutation(np.concatenate([-mags, mags])).astype(np.int64)
         idx = rng.integers(0, size, shape)
         idx.reshape(-1)[:size] = rng.permutation(size)
         w_q = codebook[idx]
+    elif case.w_set:
+        w_q = rng.choice(np.asarray(case.w_set, np.int64), shape)
     else:
         w_q = _nonzero(rng, case.w_min, case.w_max, shape)
-    x = rng.integers(0, case.x_max, (FRAMES, case.h, case.w, case.c), endpoint=True)
+    x_shape = (FRAMES, case.h, case.w, case.c)
+    if case.x_set:
+        x = rng.choice(np.asarray(case.x_set, np.int64), x_shape)
+    else:
+        x = rng.integers(0, case.x_max, x_shape, endpoint=True)
     wmat = w_q.reshape(-1, case.n_out)
     # biases of the size of a typical sum, on the bias grid, non-zero
     acc_rms = math.sqrt(wmat.shape[0] * np.mean(x.astype(float) ** 2) * np.mean(wmat ** 2.0))
@@ -244,17 +282,23 @@ def prepare(case: Case) -> tuple[dict, Path]:
         vectors.append(cols)
         expected.append(y.reshape(ho * wo, case.n_out))
     vectors, expected = np.stack(vectors), np.stack(expected)
-    # the results cover ReLU (0), ordinary rounding and saturation (255)
-    assert (expected == 0).any() and (expected == 255).any()
-    assert ((expected > 0) & (expected < 255)).mean() > 0.2
+    # the results cover ReLU (0), ordinary rounding and saturation (255 at 8 bits)
+    top = out_fmt.qmax
+    assert (expected == 0).any() and (expected == top).any()
+    assert ((expected > 0) & (expected < top)).mean() > 0.2
 
     # exact bound of the accumulator: what the generator guarantees, and no more
     acc_bound = case.x_max * int(np.abs(wmat).sum(axis=0).max()) + (b_lim << bias_shift)
+    if case.w_set and case.x_set:
+        # every (w_hi, w_lo, x) combination of the extremes meets in some packed multiply
+        lo, hi = w_q.reshape(-1, case.n_out)[:, 0::2], w_q.reshape(-1, case.n_out)[:, 1::2]
+        pairs = {(a, b) for a, b in zip(hi.reshape(-1), lo.reshape(-1), strict=True)}
+        assert len(pairs) == len(case.w_set) ** 2 and (x == 0).any() and (x == 255).any()
     params = {
         "N_IN": wmat.shape[0], "N_OUT": case.n_out, "SIMD": case.simd, "PE": case.pe,
         "VECTORS": vectors.shape[1], "IN_BITS": 8, "W_BITS": 8, "BIAS_BITS": b_fmt.width,
         "BIAS_SHIFT": bias_shift, "ACC_BITS": bits_for_signed(acc_bound),
-        "SHIFT": acc_frac - out_fmt.frac, "OUT_BITS": 8,
+        "SHIFT": acc_frac - out_fmt.frac, "OUT_BITS": out_fmt.width,
     }
     out = paths.BUILD / "sim" / simulator() / "sqz_mvu_data" / case.name
     out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +310,8 @@ def prepare(case: Case) -> tuple[dict, Path]:
         params["CODEBOOK_FILE"] = f'"{cb_file}"'
     else:
         w_file = pack_weights_hex(wmat, case.simd, case.pe, out / "w.hex")
+    if case.dsp_pack:
+        params["DSP_PACK"] = case.dsp_pack
     b_file = pack_bias_hex(b_q, case.pe, b_fmt.width, out / "b.hex")
     params["WEIGHT_FILE"] = f'"{w_file}"'
     params["BIAS_FILE"] = f'"{b_file}"'
@@ -301,9 +347,20 @@ def test_sqz_mvu_missing_file(capfd):
     assert f"sqz_mvu: cannot open WEIGHT_FILE {missing}" in out.out + out.err
 
 
+def test_sqz_mvu_dsp_pack_needs_even_pe(capfd):
+    """DSP_PACK = 1 with an odd PE stops the simulation at start-up, with the values."""
+    case = next(c for c in CASES if c.name == "pw64")      # PE 3
+    params, data = prepare(case)
+    params["DSP_PACK"] = 1
+    with pytest.raises((SystemExit, RuntimeError)):
+        _run(params, data, testcase="test_stream_rate")
+    out = capfd.readouterr()
+    assert ": DSP_PACK = 1 needs an even PE (3), IN_BITS, W_BITS <= 8 (8, 8)" in out.out + out.err
+
+
 def test_sqz_mvu_missing_codebook(capfd):
     """A shared layer whose codebook file does not exist stops, naming the file."""
-    params, data = prepare(CASES[-1])
+    params, data = prepare(next(c for c in CASES if c.name == "shared2"))
     missing = _missing_dir() / "no_such_codebook.hex"
     missing.unlink(missing_ok=True)
     params["CODEBOOK_FILE"] = f'"{missing}"'

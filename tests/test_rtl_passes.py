@@ -123,3 +123,26 @@ def test_render_writes_every_instance_and_wire(prep, tmp_path):
     assert text.count("endmodule") == 1
     assert "counter" not in text  # debug counters only on request
     assert all(p.is_file() for p in d.mem_files)
+
+
+def test_mvus_pack_two_lanes_per_dsp_where_the_plan_says(prep):
+    d = _lowered(prep)
+    mvus = [i for i in d.instances if i.module == "sqz_mvu"]
+    assert any(i.params["DSP_PACK"] for i in mvus)
+    for i in mvus:
+        f = prep.folding[i.layer]
+        assert i.params["DSP_PACK"] == int(f.pe % 2 == 0) == int(f.packed)
+        assert f.dsps == (f.multipliers // 2 if f.packed else f.multipliers)
+
+
+def test_no_packing_on_a_dsp48e1_part():
+    from dataclasses import replace
+
+    from hls.plan.prepare import fold
+    from model.graph import build_graph
+
+    spec = load_spec(CONFIGS / "tiny.yaml")
+    small = replace(spec, target=replace(spec.target, part="xc7z020clg400-1"))
+    folding = fold(small, build_graph(small))
+    assert not any(f.packed for f in folding.values())
+    assert all(f.dsps == f.multipliers for f in folding.values())

@@ -6,7 +6,8 @@
 // sqz_mvu: matrix-vector unit of a convolution block, PE x SIMD multipliers, weights in ROM.
 // With SHARE_BITS > 0 (Deep Compression weight sharing) the ROM holds SHARE_BITS-bit
 // indices and every lane looks its weight up in a 2**SHARE_BITS-entry codebook held in
-// registers, so the block RAM shrinks by W_BITS / SHARE_BITS.
+// registers, so the block RAM shrinks by W_BITS / SHARE_BITS. With DSP_PACK = 1 two PEs
+// share each multiplier (two 8-bit products per DSP48E2).
 module sqz_mvu #(
     // Input vector length K*K*C (>= 1; a multiple of SIMD)
     parameter N_IN = 27,
@@ -34,6 +35,11 @@ module sqz_mvu #(
     parameter OUT_BITS = 8,
     // Weight sharing: 0 = the ROM holds the weights; 1 .. 8 = it holds codebook indices
     parameter SHARE_BITS = 0,
+    // Multipliers: 0 = one per lane; 1 = PEs 2k and 2k+1 share one 27x18 multiply (one
+    // DSP48E2) for each SIMD lane: PE/2 * SIMD multipliers. Needs an even PE, IN_BITS <= 8
+    // and W_BITS <= 8; the ROM layout and the latency are those of DSP_PACK = 0. Saves
+    // DSPs on UltraScale(+) only: a 7-series DSP48E1 multiplies 25 x 18, two per pair
+    parameter DSP_PACK = 0,
     // Output FIFO words: a power of two >= clog2(SIMD) + 8 (the generator passes the value
     // hls.plan.streams.mvu_fifo_depth gives; 16 covers SIMD <= 256)
     parameter OUT_FIFO_DEPTH = 16,
@@ -68,7 +74,8 @@ module sqz_mvu #(
 //
 // Pipeline, with no enable anywhere in the datapath (only valid flags travel with it):
 //   issue  -> S1: weight ROM and vector buffer registered reads, input beat register
-//   S1     -> S2: PE*SIMD products, registered
+//   S1     -> S2: PE*SIMD products, registered (DSP_PACK = 1: PE/2*SIMD packed products,
+//                 each register holding two lanes, split by wiring)
 //   S2     -> LEVELS = clog2(SIMD) registered adder-tree levels, one pair-sum per level
 //   tree   -> accumulators: PE of ACC_BITS, started at (bias << BIAS_SHIFT) on sf = 0
 //   acc    -> requantization (AP_RND, ReLU + AP_SAT) register -> output FIFO
@@ -145,6 +152,15 @@ initial begin
     end
     if (SHARE_BITS < 0 || SHARE_BITS > 8) begin
         $error("sqz_mvu: SHARE_BITS must be 0 (no sharing) .. 8");
+        $finish;
+    end
+    if (DSP_PACK < 0 || DSP_PACK > 1) begin
+        $error("sqz_mvu %m: DSP_PACK must be 0 (one multiplier per lane) or 1 (two per DSP)");
+        $finish;
+    end
+    if (DSP_PACK == 1 && (PE % 2 != 0 || IN_BITS > 8 || W_BITS > 8)) begin
+        $error("sqz_mvu %m: DSP_PACK = 1 needs an even PE (%0d), IN_BITS, W_BITS <= 8 (%0d, %0d)",
+               PE, IN_BITS, W_BITS);
         $finish;
     end
     if (OUT_FIFO_DEPTH < LEVELS + 8 || (OUT_FIFO_DEPTH & (OUT_FIFO_DEPTH - 1)) != 0) begin
@@ -301,7 +317,7 @@ end else begin : g_buf
 end
 endgenerate
 
-// ---------------------------------------------------------------- S2 + adder trees
+// ---------------------------------------------------------------- pipeline flags
 
 // Valid and flags ride along the products and the tree levels.
 reg [4*FLAG_STAGES-1:0] flags_reg;
@@ -344,29 +360,100 @@ reg y_valid_reg;
 reg y_last_reg;
 wire [Y_WIDTH-1:0] y_next;
 
+// ---------------------------------------------------------------- S2: products
+
+// Lane (p, s)'s weight after the ROM register (and the codebook lookup with sharing), at
+// [(p*SIMD + s)*W_BITS +: W_BITS], and its registered product x * w in PROD_BITS signed
+// bits, at [(p*SIMD + s)*PROD_BITS +: PROD_BITS].
+wire [PE*SIMD*W_BITS-1:0] wv_all;
+wire [PE*SIMD*PROD_BITS-1:0] prods;
+
 genvar p, s, k, n;
 generate
-for (p = 0; p < PE; p = p + 1) begin : g_pe
-    wire [TREE_NODES_BITS-1:0] tree;
+for (p = 0; p < PE; p = p + 1) begin : g_wlane
+    for (s = 0; s < SIMD; s = s + 1) begin : g_wv
+        if (SHARE_BITS > 0) begin : g_lookup
+            assign wv_all[(p*SIMD + s)*W_BITS +: W_BITS] =
+                cbook[w_reg[(p*SIMD + s)*SHARE_BITS +: SHARE_BITS]];
+        end else begin : g_direct
+            assign wv_all[(p*SIMD + s)*W_BITS +: W_BITS] =
+                w_reg[(p*SIMD + s)*W_BITS +: W_BITS];
+        end
+    end
+end
 
-    for (s = 0; s < LEAVES; s = s + 1) begin : g_leaf
-        if (s < SIMD) begin : g_mul
+if (DSP_PACK == 0) begin : g_mul1
+    for (p = 0; p < PE; p = p + 1) begin : g_pe
+        for (s = 0; s < SIMD; s = s + 1) begin : g_lane
             // Both operands extended to PROD_BITS: the product's low PROD_BITS bits are
             // exact, and the multiplier sees an ordinary signed multiply.
             wire [IN_BITS-1:0] xv = s1_x[s*IN_BITS +: IN_BITS];
-            wire [W_BITS-1:0] wv;
-            if (SHARE_BITS > 0) begin : g_lookup
-                assign wv = cbook[w_reg[(p*SIMD + s)*SHARE_BITS +: SHARE_BITS]];
-            end else begin : g_direct
-                assign wv = w_reg[(p*SIMD + s)*W_BITS +: W_BITS];
-            end
+            wire [W_BITS-1:0] wv = wv_all[(p*SIMD + s)*W_BITS +: W_BITS];
             wire signed [PROD_BITS-1:0] xs = $signed({{W_BITS{1'b0}}, xv});
             wire signed [PROD_BITS-1:0] ws = $signed({{IN_BITS{wv[W_BITS-1]}}, wv});
             reg [PROD_BITS-1:0] prod_reg;
             always @(posedge clk) begin
                 prod_reg <= xs * ws;
             end
-            assign tree[s*PROD_BITS +: PROD_BITS] = prod_reg;
+            assign prods[(p*SIMD + s)*PROD_BITS +: PROD_BITS] = prod_reg;
+        end
+    end
+end else begin : g_mul2
+    // Two lanes that multiply the same activation x share one 27 x 18 signed multiply
+    // (AMD WP486/WP487): PE 2k is the low lane, PE 2k+1 the high lane, for each s. With
+    // sharing, the codebook's weights are packed the same way. The weight word is
+    // w_hi * 2**18 + w_lo (27 bits: the DSP pre-adder's D = w_hi << 18 plus A = w_lo),
+    // the 18-bit port takes x zero-extended, and
+    //   x * (w_hi * 2**18 + w_lo) = (x * w_hi) * 2**18 + x * w_lo.
+    // x * w_lo fits 18 signed bits (|x * w_lo| <= 255 * 128 < 2**17), so the low lane is
+    // the product's low bits; where x * w_lo < 0 it borrows one from the bits above, so
+    // the high lane is those bits plus the low lane's sign (bit 17). That carry comes
+    // from adding 2**17 to the product (the DSP post-adder, C = 2**17), which leaves bits
+    // 0 .. 16 alone: afterwards both lanes are plain bit fields of the registered result,
+    // and the adder trees and accumulators see exact PROD_BITS products as with
+    // DSP_PACK = 0. The scheme was checked in Python over all 256 x 256 x 256
+    // (w_hi, w_lo, x). Yosys 0.23 synth_xilinx -family xcup maps each multiply to one
+    // DSP48E2 but packs pre-adders, post-adders and registers into DSP48E1 only, so there
+    // the two adds (9 and 17 bits wide after its width reduction) go to the fabric.
+    localparam integer PK_SHIFT = 18;                     // lane spacing: the B port
+    localparam integer PK_A = PK_SHIFT + W_BITS + 1;      // packed weight word, <= 27
+    localparam integer PK_P = PK_SHIFT + PROD_BITS;       // product bits kept, <= 34
+    localparam [PK_P-1:0] PK_ROUND = {{(PK_P-1){1'b0}}, 1'b1} << (PK_SHIFT - 1);
+    for (k = 0; k < PE / 2; k = k + 1) begin : g_pair
+        for (s = 0; s < SIMD; s = s + 1) begin : g_lane
+            localparam integer LO = (2*k*SIMD + s);       // lane (2k, s)
+            localparam integer HI = ((2*k + 1)*SIMD + s); // lane (2k+1, s)
+            wire [IN_BITS-1:0] xv = s1_x[s*IN_BITS +: IN_BITS];
+            wire [W_BITS-1:0] w_lo = wv_all[LO*W_BITS +: W_BITS];
+            wire [W_BITS-1:0] w_hi = wv_all[HI*W_BITS +: W_BITS];
+            wire signed [PK_A-1:0] d_hi = $signed({w_hi[W_BITS-1], w_hi, {PK_SHIFT{1'b0}}});
+            wire signed [PK_A-1:0] a_lo = $signed({{(PK_A-W_BITS){w_lo[W_BITS-1]}}, w_lo});
+            wire signed [PK_A-1:0] wpack = d_hi + a_lo;
+            // Operands extended to PK_P bits: the product is exact modulo 2**PK_P, all the
+            // lanes need.
+            wire signed [PK_P-1:0] wpack_ext = {{(PK_P-PK_A){wpack[PK_A-1]}}, wpack};
+            wire signed [PK_P-1:0] x_ext = $signed({{(PK_P-IN_BITS){1'b0}}, xv});
+            wire signed [PK_P-1:0] prod = wpack_ext * x_ext;
+            wire [PK_P-1:0] mac = prod + PK_ROUND;
+            reg [2*PROD_BITS-1:0] pair_reg;
+            always @(posedge clk) begin
+                pair_reg <= {mac[PK_SHIFT +: PROD_BITS], mac[PROD_BITS-1:0]};
+            end
+            wire unused_mac = ^mac;    // bits PROD_BITS .. 17 are not needed
+            assign prods[LO*PROD_BITS +: PROD_BITS] = pair_reg[PROD_BITS-1:0];
+            assign prods[HI*PROD_BITS +: PROD_BITS] = pair_reg[PROD_BITS +: PROD_BITS];
+        end
+    end
+end
+
+// ---------------------------------------------------------------- adder trees
+
+for (p = 0; p < PE; p = p + 1) begin : g_pe
+    wire [TREE_NODES_BITS-1:0] tree;
+
+    for (s = 0; s < LEAVES; s = s + 1) begin : g_leaf
+        if (s < SIMD) begin : g_prod
+            assign tree[s*PROD_BITS +: PROD_BITS] = prods[(p*SIMD + s)*PROD_BITS +: PROD_BITS];
         end else begin : g_pad
             assign tree[s*PROD_BITS +: PROD_BITS] = {PROD_BITS{1'b0}};
         end

@@ -14,6 +14,10 @@ class Part:
     dsp: int
     lut: int
     uram: int = 0
+    # DSP48E2 (UltraScale+): its 27x18 multiplier takes two 8-bit weights packed with an
+    # 18-bit offset, so two lanes that share an activation fit one slice. A DSP48E1
+    # (7-series) multiplies only 25x18: no packing there.
+    dsp_pack: bool = True
 
     @property
     def bram18(self) -> int:
@@ -23,7 +27,7 @@ class Part:
 PARTS = {
     "xczu9eg": Part("xczu9eg", 912, 2520, 274080),
     "xczu7ev": Part("xczu7ev", 312, 1728, 230400, 96),
-    "xc7z020": Part("xc7z020", 140, 220, 53200),
+    "xc7z020": Part("xc7z020", 140, 220, 53200, dsp_pack=False),
     "xcu250": Part("xcu250", 2688, 12288, 1728000, 1280),
 }
 

@@ -79,11 +79,11 @@ def fold(spec: NetworkSpec, nodes: list[Node], cap: int | None = None,
     def bram_of(f: LayerFolding) -> int:
         return conv_bram18(f, bits.get(f.name, spec.quant.weight_bits))
 
-    # two lanes share a DSP48E2 only with 8-bit weights (activations are always 8-bit)
+    # two lanes share a DSP48E2 (not a DSP48E1) with 8-bit weights (activations are 8-bit)
     return fold_to_budget(nodes, dsp or part.dsp,
                           cap if cap is not None else spec.target.target_cycles_per_frame,
                           bram_of, part.bram18 if bram18 is None else bram18,
-                          packing=spec.quant.weight_bits <= 8)
+                          packing=part.dsp_pack and spec.quant.weight_bits <= 8)
 
 
 def _fold_to_fit(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan

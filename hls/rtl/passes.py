@@ -208,14 +208,15 @@ def _lower_conv(d: RtlDesign, n: Node, plan: QuantPlan, f: LayerFolding, fifos: 
     mvu = Instance(
         "sqz_mvu", f"mvu_{n.name}",
         f"{n.name}: {f.n_in}x{f.n_out}, PE {f.pe} x SIMD {f.simd}, "
-        f"{f.reuse_factor} cycles/pixel" + (f", {lq.share_bits}-bit shared weights"
-                                            if lq.shared else ""),
+        f"{f.reuse_factor} cycles/pixel, {f.dsps} DSP"
+        + (" (two lanes per DSP)" if f.packed else "")
+        + (f", {lq.share_bits}-bit shared weights" if lq.shared else ""),
         n.name,
         {"N_IN": f.n_in, "N_OUT": f.n_out, "SIMD": f.simd, "PE": f.pe, "VECTORS": f.pixels,
          "IN_BITS": ACT_BITS, "W_BITS": lq.w_fmt.width, "BIAS_BITS": lq.b_fmt.width,
          "BIAS_SHIFT": acc_frac - lq.b_fmt.frac, "ACC_BITS": lq.acc_fmt.width,
          "SHIFT": acc_frac - lq.out_fmt.frac, "OUT_BITS": lq.out_fmt.width,
-         "OUT_FIFO_DEPTH": fifos.mvu(n.name).beats,
+         "OUT_FIFO_DEPTH": fifos.mvu(n.name).beats, "DSP_PACK": int(f.packed),
          "WEIGHT_FILE": _q(files["weights"]), "BIAS_FILE": _q(files["biases"]), **share},
         {"s_axis": x}, {"m_axis": out.name}, {} if x != src else {"s_axis": f.simd})
     d.instances.append(mvu)
