@@ -194,3 +194,17 @@ def test_packing_halves_the_dsps_of_even_pe():
     assert max(f.cycles for f in plain.values()) > max(f.cycles for f in packed.values())
     assert sum(f.dsps for f in unpacked(packed).values()) == sum(
         f.multipliers for f in packed.values())
+
+
+def test_no_stream_is_slower_than_the_bottleneck():
+    """A concat passes its stream at the widest input's lanes: at the narrowest (2 lanes for
+    fire2's 128 channels) it would need 64 beats a pixel, 200,704 cycles, and be the
+    pipeline's real bottleneck (measured in RTL before this rule)."""
+    from hls.plan.folding import fold_to_budget, join_lanes, stream_cycles
+
+    assert join_lanes([2, 64], [64, 64]) == 64
+    assert join_lanes([16, 64], [48, 64]) == 16      # 64 does not divide 48
+    nodes = build_graph(spec_from_dict({"weights": "random"}))
+    folding = fold_to_budget(nodes, 2520)
+    bottleneck = max(f.cycles for f in folding.values())
+    assert max(stream_cycles(nodes, folding).values()) <= bottleneck

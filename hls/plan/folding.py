@@ -141,27 +141,76 @@ def fold_options(nodes: list[Node], whole: bool = True,
     return out
 
 
+def join_lanes(lanes: list[int], channels: list[int]) -> int:
+    """Lanes of a concat / add output: the widest input's, where it divides every input's
+    channels (a narrow branch is widened by a converter), else the narrowest input's. Taking
+    the narrowest always would make a wide branch wait: 128 channels at 2 lanes is 64 beats
+    a pixel."""
+    wide = max(lanes)
+    return wide if all(c % wide == 0 for c in channels) else min(lanes)
+
+
+def stream_lanes_of(nodes: list[Node], folding: dict[str, LayerFolding]) -> dict[str, int]:
+    """Lanes per beat of every block's output stream (and of the network input)."""
+    lanes = {nodes[0].inputs[0]: nodes[0].in_shape[2]}
+    by_name = {n.name: n for n in nodes}
+    for n in nodes:
+        if n.kind == "conv":
+            lanes[n.name] = folding[n.name].pe
+        elif n.kind in ("concat", "add"):
+            lanes[n.name] = join_lanes([lanes[i] for i in n.inputs],
+                                       [by_name[i].out_shape[2] if i in by_name
+                                        else nodes[0].in_shape[2] for i in n.inputs])
+        elif n.kind in ("maxpool", "gap"):
+            lanes[n.name] = lanes[n.inputs[0]]
+        else:
+            raise NotImplementedError(f"{n.name}: no stream rule for '{n.kind}' blocks")
+    return lanes
+
+
 def lanes_compatible(nodes: list[Node], folding: dict[str, LayerFolding]) -> bool:
     """Whether every stream's lanes and its reader's divide one another (a width converter
     can join them) under ``folding``."""
-    lanes = {nodes[0].inputs[0]: nodes[0].in_shape[2]}
+    lanes = stream_lanes_of(nodes, folding)
 
     def joins(a: int, b: int) -> bool:
         return max(a, b) % min(a, b) == 0
 
     for n in nodes:
         src = [lanes[i] for i in n.inputs]
-        if n.kind == "conv":
-            if not joins(src[0], folding[n.name].simd):
-                return False
-            lanes[n.name] = folding[n.name].pe
-        elif n.kind in ("concat", "add"):
-            if not joins(*src):
-                return False
-            lanes[n.name] = min(src)
-        else:
-            lanes[n.name] = src[0]
+        if n.kind == "conv" and not joins(src[0], folding[n.name].simd):
+            return False
+        if n.kind in ("concat", "add") and not all(joins(x, lanes[n.name]) for x in src):
+            return False
     return True
+
+
+def stream_cycles(nodes: list[Node], folding: dict[str, LayerFolding]) -> dict[str, int]:
+    """Cycles per frame a concat, add, max-pool or global pool needs to pass its stream at
+    one beat per cycle (its lanes set by the folding of the convs before it)."""
+    lanes = stream_lanes_of(nodes, folding)
+    out = {}
+    for n in nodes:
+        if n.kind in ("concat", "add"):
+            beats = -(-n.out_shape[2] // lanes[n.name])
+            out[n.name] = n.out_shape[0] * n.out_shape[1] * beats
+        elif n.kind in ("maxpool", "gap"):
+            beats = -(-n.in_shape[2] // lanes[n.name])
+            out[n.name] = n.in_shape[0] * n.in_shape[1] * beats
+    return out
+
+
+def _lane_source(nodes: list[Node], name: str, folding: dict[str, LayerFolding]) -> str | None:
+    """The conv whose PE sets the lanes of block ``name``'s stream (None: the input)."""
+    by_name = {n.name: n for n in nodes}
+    while name in by_name and by_name[name].kind != "conv":
+        n = by_name[name]
+        if n.kind in ("concat", "add"):  # the widest input sets them
+            name = max(n.inputs, key=lambda i: (folding[i].pe if i in folding else 0,
+                                                by_name[i].out_shape[2] if i in by_name else 0))
+        else:
+            name = n.inputs[0]
+    return name if name in by_name else None
 
 
 def _cheapest(options: dict[str, list[LayerFolding]], cycles: int,
@@ -174,6 +223,30 @@ def _cheapest(options: dict[str, list[LayerFolding]], cycles: int,
             return None
         out[name] = min(ok, key=cost)
     return out
+
+
+def _fast_enough_streams(nodes: list[Node], options: dict[str, list[LayerFolding]],
+                         cycles: int, cost: Callable[[LayerFolding], tuple]
+                         ) -> dict[str, LayerFolding] | None:
+    """``_cheapest`` at ``cycles``, then wider outputs (a larger PE) for the convs whose
+    lanes carry a concat, max-pool or global pool stream too slowly."""
+    opts = dict(options)
+    for _ in range(len(nodes)):
+        folding = _cheapest(opts, cycles, cost)
+        if folding is None:
+            return None
+        slow = [k for k, c in stream_cycles(nodes, folding).items() if c > cycles]
+        if not slow:
+            return folding
+        for k in slow:
+            conv = _lane_source(nodes, k, folding)
+            if conv is None:
+                return None
+            wider = [f for f in opts[conv] if f.pe > folding[conv].pe]
+            if not wider:
+                return None
+            opts[conv] = wider
+    return None
 
 
 def fold_to_budget(nodes: list[Node], dsp_budget: int, cap: int | None = None,
@@ -204,7 +277,7 @@ def fold_to_budget(nodes: list[Node], dsp_budget: int, cap: int | None = None,
         candidates = sorted({c for c in candidates if c > cap} | {cap})
     for cycles in candidates:
         for options in option_sets:
-            folding = _cheapest(options, cycles, cost)
+            folding = _fast_enough_streams(nodes, options, cycles, cost)
             if folding and fits(folding) and lanes_compatible(nodes, folding):
                 return folding
     slowest = _cheapest(option_sets[1], candidates[-1], cost) or {}

@@ -3,10 +3,11 @@
 Every block boundary is an AXI-Stream of ``lanes`` elements per beat; a pixel of ``C``
 channels takes ``ceil(C / lanes)`` beats. ``stream_lanes`` gives each block output's lane
 count (a conv emits PE lanes; a max-pool and the global pool keep their input's; a concat
-takes the narrower of its inputs). ``fifo_plan`` is the single FIFO policy: the depth of
-every FIFO in pixels and in beats. The open RTL top instantiates exactly these FIFOs
-(``hls.rtl.passes``), the hls4ml project gets them as stream depth pragmas
-(``hls.hls4ml_backend.convert``), and the memory report counts them (``hls.plan.memory``).
+takes the widest of its inputs where that divides both, see ``join_lanes``). ``fifo_plan``
+is the single FIFO policy: the depth of every FIFO in pixels and in beats. The open RTL
+top instantiates exactly these FIFOs (``hls.rtl.passes``), the hls4ml project gets them
+as stream depth pragmas (``hls.hls4ml_backend.convert``), and the memory report counts
+them (``hls.plan.memory``).
 
 The policy, from the producer/consumer timing:
 - every block output except the network's last gets a FIFO of two pixels' beats (at least
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hls.plan.folding import LayerFolding
+from hls.plan.folding import LayerFolding, stream_lanes_of
 from model.graph import Node
 
 INPUT = "input_1"          # the graph's name for the network input stream
@@ -110,18 +111,9 @@ class FifoPlan:
 
 
 def stream_lanes(nodes: list[Node], folding: dict[str, LayerFolding]) -> dict[str, int]:
-    """Lanes per beat of every block's output stream (and of the network input)."""
-    lanes = {INPUT: nodes[0].in_shape[2]}
-    for n in nodes:
-        if n.kind == "conv":
-            lanes[n.name] = folding[n.name].pe
-        elif n.kind in ("maxpool", "gap"):
-            lanes[n.name] = lanes[n.inputs[0]]
-        elif n.kind in ("concat", "add"):
-            lanes[n.name] = min(lanes[i] for i in n.inputs)
-        else:
-            raise NotImplementedError(f"{n.name}: no stream rule for '{n.kind}' blocks")
-    return lanes
+    """Lanes per beat of every block's output stream (and of the network input); the rule
+    lives with the folding search, which has to know it (``stream_lanes_of``)."""
+    return stream_lanes_of(nodes, folding)
 
 
 def consumers(nodes: list[Node]) -> dict[str, list[str]]:
