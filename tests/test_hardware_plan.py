@@ -184,7 +184,7 @@ def test_folding_spends_the_dsp_budget_on_the_bottleneck():
 
 
 def test_packing_halves_the_dsps_of_even_pe():
-    from hls.plan.folding import fold_to_budget, unpacked
+    from hls.plan.folding import fold_to_budget
 
     nodes = build_graph(spec_from_dict({"weights": "random"}))
     packed = fold_to_budget(nodes, 2520)
@@ -192,8 +192,6 @@ def test_packing_halves_the_dsps_of_even_pe():
     assert all(f.packed == (f.pe % 2 == 0) for f in packed.values())
     assert not any(f.packed for f in plain.values())
     assert max(f.cycles for f in plain.values()) > max(f.cycles for f in packed.values())
-    assert sum(f.dsps for f in unpacked(packed).values()) == sum(
-        f.multipliers for f in packed.values())
 
 
 def test_no_stream_is_slower_than_the_bottleneck():

@@ -22,7 +22,7 @@ the hls4ml project takes the valid reuse factor nearest to the RTL's SF * NF
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from model.errors import DoesNotFitError
 from model.graph import Node
@@ -293,8 +293,3 @@ def choose_folding(nodes: list[Node], target_cycles: int,
     """Per conv the cheapest folding that meets ``target_cycles`` (no resource budget); a
     block that cannot meet it even fully parallel is as fast as it can be."""
     return fold_to_budget(nodes, 2**62, cap=target_cycles, packing=packing)
-
-
-def unpacked(folding: dict[str, LayerFolding]) -> dict[str, LayerFolding]:
-    """The same folding with one DSP per lane (what hls4ml's Resource strategy builds)."""
-    return {k: replace(f, packed=False) for k, f in folding.items()}

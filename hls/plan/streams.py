@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hls.plan.folding import LayerFolding, stream_lanes_of
+from hls.plan.folding import LayerFolding
+from hls.plan.folding import stream_lanes_of as stream_lanes  # the rule lives with the search
 from model.graph import Node
 
 INPUT = "input_1"          # the graph's name for the network input stream
@@ -108,12 +109,6 @@ class FifoPlan:
         fork copy read by ``consumer``; streams the plan holds no FIFO for get the minimum."""
         f = self.output(producer) if consumer is None else self.branch(producer, consumer)
         return f.hls_depth if f else HLS_MIN_DEPTH
-
-
-def stream_lanes(nodes: list[Node], folding: dict[str, LayerFolding]) -> dict[str, int]:
-    """Lanes per beat of every block's output stream (and of the network input); the rule
-    lives with the folding search, which has to know it (``stream_lanes_of``)."""
-    return stream_lanes_of(nodes, folding)
 
 
 def consumers(nodes: list[Node]) -> dict[str, list[str]]:
