@@ -16,7 +16,7 @@ SQZ := $(VENV)/bin/sqz
 TARGET_ARGS := --config $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) \
 	$(if $(PART),--part $(PART)) $(if $(CLOCK),--clock-mhz $(CLOCK))
 
-.PHONY: help csim synth info compress perf rtl-synth sim-full train dse test test-unit test-all lint lint-rtl venv clean
+.PHONY: help csim eval synth info compress perf rtl-synth sim-full train dse test test-unit test-all lint lint-rtl venv clean
 
 help:
 	@echo "make csim   - SqueezeNet v1.1 (ImageNet, 8-bit) -> hls4ml C simulation on real photos, bit-exact check"
@@ -24,12 +24,13 @@ help:
 	@echo "make test-unit - the unit tier only: no g++ build, no simulator (a few minutes)"
 	@echo "make test-all  - the default suite plus the slow full-size network tests (everything but vendor synth)"
 	@echo "make lint   - ruff on the Python, verilator --lint-only -Wall on every RTL module and generated top"
+	@echo "make eval DATA=dir - accuracy (labelled class folders: name, index or synset id) or agreement (flat folder), float vs 8-bit, saturation; CSV + JSON in build/eval (LIMIT, CSIM=K: K images bit-exact in C sim)"
 	@echo "make synth  - Vitis/Vivado HLS synthesis + IP export (needs the vendor tool; BACKEND, PART, CLOCK)"
 	@echo "make info   - parameters, MACs per frame, 8-bit weight bytes (CONFIG=...)"
 	@echo "make compress - Deep Compression size account (pruning, weight sharing, Huffman) and agreement"
 	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
 	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (C++-driven, FIFO occupancy; FRAMES, STALLS=1, COCOTB=1)"
-	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL"
+	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL, hierarchical (FLATTEN=1: flattened, hours on v1.1)"
 	@echo "make train  - train configs/fashion_mnist.yaml on Fashion-MNIST (resumable), fold BN, 8-bit accuracy (EPOCHS, LIMIT, DATA)"
 	@echo "make dse    - SR x pct3x3 sweep (paper Section 5): size, folding, BRAM, fps, accuracy; CSV + plots in build/dse (SR, PCT, FULL=1, ENGINE, WORKERS, EPOCHS, LIMIT, FPS, DATA)"
 
@@ -48,6 +49,11 @@ csim: $(STAMP)
 synth: $(STAMP)
 	$(SQZ) synth $(TARGET_ARGS)
 
+# DATA: the image folder (required; sqz names what is wrong with it).
+eval: $(STAMP)
+	$(SQZ) eval --config $(CONFIG) $(if $(DATA),--data $(DATA)) $(if $(LIMIT),--limit $(LIMIT)) \
+		$(if $(CSIM),--csim $(CSIM))
+
 info: $(STAMP)
 	@$(SQZ) info --config $(CONFIG)
 
@@ -58,7 +64,7 @@ perf: $(STAMP)
 	$(SQZ) perf $(TARGET_ARGS)
 
 rtl-synth: $(STAMP)
-	$(SQZ) rtl-synth $(TARGET_ARGS)
+	$(SQZ) rtl-synth $(TARGET_ARGS) $(if $(FLATTEN),--flatten)
 
 # Training data: Debian's dataset-fashion-mnist (installed here when missing and root).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz

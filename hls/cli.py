@@ -1,6 +1,8 @@
 """Command-line entry point (``sqz``); the Makefile is a thin facade over it.
 
     sqz info  --config configs/squeezenet_v1_1.yaml
+    sqz classify IMAGE... [--config ...] [--backend golden|csim|rtl] [--json] [--top K]
+    sqz eval  --data DIR [--config ...] [--limit N] [--csim K] [--out DIR]
     sqz csim  --config ...   [--backend Vitis|Vivado] [--frames N]
     sqz synth --config ...   [--backend ...] [--part ...] [--clock-mhz ...]
     sqz compress --config ... [--sparsity 0.63] [--per-layer] [--frames N]
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -79,8 +82,11 @@ def cmd_csim(args) -> int:
     print(f"   convert {prep.timings['convert_s']:.1f} s, compile "
           f"{prep.timings['compile_s']:.1f} s")
     print(f"== C simulation of {len(frames)} frames, checked against the golden model")
+    from model.progress import progress
+
     t0 = time.perf_counter()
-    res = run_csim(prep, hls_model, frames)
+    res = run_csim(prep, hls_model, frames,
+                   progress=lambda it: progress(it, "csim", unit="frame"))
     t_sim = time.perf_counter() - t0
     names = imagenet_class_names() if spec.classes == 1000 else None
     agree1 = agree5 = overlap5 = 0
@@ -136,6 +142,95 @@ def cmd_csim(args) -> int:
     return 0 if (res.mismatches == 0 and res.compared > 0 and tb_ok) else 1
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Everything written to stdout inside, by Python or by a tool the process runs (hls4ml's
+    messages, g++, Verilator), goes to stderr: ``--json`` keeps stdout for the JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _log_err(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def cmd_classify(args) -> int:
+    """Top-k classes of the user's images through the golden model, the C simulation or the
+    RTL (hls.infer.classify.Classifier); the images are read before any other work."""
+    import json
+
+    from hls.infer.classify import BACKENDS, Classifier, load_frames
+    from hls.plan.prepare import prepare
+    from model.errors import InputError
+
+    if args.infer_backend not in BACKENDS:
+        raise InputError(f"--backend: {args.infer_backend!r} is not allowed; allowed: "
+                         f"{', '.join(BACKENDS)}")
+    if args.top < 1:
+        raise InputError(f"--top: must be a positive integer, got {args.top}")
+    _quiet_tensorflow()
+    spec = _load(args)
+    log = _log_err if args.json else print
+    t0 = time.perf_counter()
+    frames = load_frames(args.images, spec)  # a bad file stops before any other work
+    with _stdout_to_stderr() if args.json else contextlib.nullcontext():
+        prep = prepare(spec, log=log)
+        clf = Classifier(prep, args.infer_backend, log=log)
+        log(f"== {spec.name}: {len(frames)} images, {spec.preprocess} preprocessing to "
+            f"{spec.height}x{spec.width}, backend {clf.backend.name} "
+            f"(prepared in {time.perf_counter() - t0:.1f} s)")
+        t1 = time.perf_counter()
+        preds = clf.predict(frames, args.top)
+        t_run = time.perf_counter() - t1
+    checked = getattr(clf.backend, "checked", None)
+    if args.json:
+        print(json.dumps([p.to_json() for p in preds], indent=2))
+    else:
+        for p in preds:
+            print(f"-- {p.image}")
+            for c in p.top:
+                print(f"   {c.prob:6.1%}  {c.index:4d}" + (f" {c.name}" if c.name else ""))
+    log(f"time: {time.perf_counter() - t0:.1f} s ({clf.backend.name}: {t_run:.2f} s for "
+        f"{len(frames)} images)")
+    if checked is not None:
+        log(f"{clf.backend.name}: {checked.frames} frames, {checked.compared} outputs compared "
+            f"with the golden model, {checked.mismatches} mismatches"
+            + (f" (first: {checked.first_mismatch})" if checked.first_mismatch else ""))
+        if checked.mismatches or not checked.compared:
+            return 1
+    return 0
+
+
+def cmd_eval(args) -> int:
+    """Accuracy (labelled folders), agreement with float and saturation of the 8-bit design
+    on a folder of images (hls.infer.evaluate)."""
+    from hls.infer.evaluate import evaluate
+    from hls.plan.prepare import prepare
+    from model.errors import InputError
+
+    for opt in ("limit", "csim"):
+        if getattr(args, opt) < 0:
+            raise InputError(f"--{opt}: must be >= 0, got {getattr(args, opt)}")
+    _quiet_tensorflow()
+    spec = _load(args)
+    t0 = time.perf_counter()
+    prep = prepare(spec)
+    print(f"== {spec.name}: prepared in {time.perf_counter() - t0:.1f} s")
+    res = evaluate(prep, args.data, args.out or paths.BUILD / "eval" / spec.name,
+                   limit=args.limit, csim=args.csim)
+    for line in res.lines():
+        print(line)
+    return 1 if res.csim and (res.csim["mismatches"] or not res.csim["compared"]) else 0
+
+
 def cmd_synth(args) -> int:
     from hls.hls4ml_backend.csim import build_project, project_dir
     from hls.hls4ml_backend.synth import find_hls_tool, format_summary, run_synthesis
@@ -183,8 +278,9 @@ def cmd_rtl_synth(args) -> int:
                           source=str(args.config))
     t0 = time.perf_counter()
     res = synthesize(design.sources() + [out / f"{top}.v"], top, spec.target.part,
-                     out / "yosys")
-    print(f"yosys synth_xilinx: {time.perf_counter() - t0:.0f} s; all cells in "
+                     out / "yosys", flatten=args.flatten)
+    print(f"yosys synth_xilinx ({'flattened' if args.flatten else 'hierarchical'}): "
+          f"{time.perf_counter() - t0:.0f} s; all cells in "
           f"{out / 'yosys' / 'stat.json'}")
     print(res.format(part_info(spec.target.part)))
     return 0
@@ -312,12 +408,13 @@ def _labelled_data(spec, args, imagenet_names: bool, without_val: str) -> _Label
         else:
             raise SpecError(f"classes: {root}/train has {len(folders)} class folders, "
                             f"{args.config} has {spec.classes} classes")
-        x, y = load_image_folder(root, spec.height, folders, "train", spec.channels)
+        pre = {"preprocess": spec.preprocess, "resize": spec.resize}
+        x, y = load_image_folder(root, spec.height, folders, "train", spec.channels, **pre)
         y = labels[y]
         classes = len(folders)
         if (root / "val").is_dir():
             x_test, y_test = load_image_folder(root, spec.height, folders, "val",
-                                               spec.channels)
+                                               spec.channels, **pre)
             y_test, test_what = labels[y_test], f"{root}/val"
         elif without_val == "hold out":  # a seeded tenth of train/
             perm = np.random.default_rng(spec.seed).permutation(len(y))
@@ -458,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sqz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, fn, help_ in (("info", cmd_info, "parameters, MACs and weight bytes"),
+                            ("classify", cmd_classify,
+                             "top-5 classes of your images on the 8-bit integer path"),
+                            ("eval", cmd_eval, "accuracy, agreement with float and "
+                             "saturation of the 8-bit design on an image folder"),
                             ("csim", cmd_csim, "hls4ml C simulation, bit-exact check"),
                             ("synth", cmd_synth, "vendor HLS synthesis and IP export"),
                             ("perf", cmd_perf, "per-layer folding, cycles, efficiency, chart"),
@@ -484,6 +585,32 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--part", help="FPGA part (default: the config's)")
             p.add_argument("--clock-mhz", type=float,
                            help="target clock (default: the config's)")
+        if name == "classify":
+            p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+            # not `backend`: _load reads that as the hls4ml backend (Vitis / Vivado)
+            p.add_argument("--backend", dest="infer_backend", default="golden",
+                           help="golden (numpy golden model, default), csim (hls4ml C "
+                                "simulation) or rtl (the open RTL in Verilator)")
+            p.add_argument("--json", action="store_true",
+                           help='print only a JSON list of {"image", "top5": [{"index", '
+                                '"name", "prob"}]} on stdout (logs go to stderr)')
+            p.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
+        if name == "eval":
+            p.add_argument("--data", required=True,
+                           help="image folder: class sub-folders named by ImageNet class "
+                                "name, index or WordNet id (n01440764, the ILSVRC-2012 val "
+                                "layout), or a flat folder of unlabelled images")
+            p.add_argument("--limit", type=int, default=0,
+                           help="evaluate a seeded random subset of N images (0 = all)")
+            p.add_argument("--csim", type=int, default=0,
+                           help="also run the first K images through the hls4ml C "
+                                "simulation, checked bit-exact (default 0)")
+            p.add_argument("--out", type=Path, default=None,
+                           help="output folder (default build/eval/<spec name>)")
+        if name == "rtl-synth":
+            p.add_argument("--flatten", action="store_true",
+                           help="flatten before synthesis (cross-module optimisation; "
+                                "hours on the full v1.1, default: keep the hierarchy)")
         if name == "csim":
             p.add_argument("--frames", type=int, default=0, help="limit the photos (0 = all)")
             p.add_argument("-v", "--verbose", action="store_true",

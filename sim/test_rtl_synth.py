@@ -109,3 +109,21 @@ def test_parse_stat_json_counts_cells_by_family():
         "DSP48E2": 7, "CARRY8": 1 } } } }"""
     r = parse_stat_json(text, "top")
     assert (r.lut, r.ff, r.bram18, r.bram36, r.dsp) == (7, 11, 2, 5, 7)
+
+
+def test_parse_stat_json_hierarchy_totals_despite_yosys_table():
+    """``stat -top T -json`` (Yosys 0.23) prints the hierarchy table inside the JSON; the
+    design totals are read, not the top module's own cells."""
+    text = """{
+   "modules": {
+      "\\\\top": { "num_cells_by_type": { "LUT2": 1, "$paramod\\\\sqz_fifo": 2 } }
+   },
+       top      1
+       $paramod\\\\sqz_fifo      2
+      "design": { "num_cells_by_type": { "LUT2": 9, "LUT6": 4, "FDRE": 6,
+          "RAMB18E2": 2, "DSP48E2": 3 } }
+}"""
+    r = parse_stat_json(text, "top", hierarchy=True)
+    assert (r.lut, r.ff, r.bram18, r.dsp) == (13, 6, 2, 3)
+    flat = parse_stat_json(text, "top")
+    assert flat.lut == 1

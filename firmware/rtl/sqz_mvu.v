@@ -72,13 +72,16 @@ module sqz_mvu #(
 // store it in a vector buffer of SF words; folds nf > 0 replay the buffer, so the input is
 // read once per vector and waits (tready low) while they run.
 //
-// Pipeline, with no enable anywhere in the datapath (only valid flags travel with it):
+// Pipeline (valid flags travel with the data and enable each stage's registers):
 //   issue  -> S1: weight ROM and vector buffer registered reads, input beat register
 //   S1     -> S2: PE*SIMD products, registered (DSP_PACK = 1: PE/2*SIMD packed products,
 //                 each register holding two lanes, split by wiring)
 //   S2     -> LEVELS = clog2(SIMD) registered adder-tree levels, one pair-sum per level
 //   tree   -> accumulators: PE of ACC_BITS, started at (bias << BIAS_SHIFT) on sf = 0
 //   acc    -> requantization (AP_RND, ReLU + AP_SAT) register -> output FIFO
+// Each stage's registers load only when its valid flag is set (a clock enable: the FFs'
+// CE pin, no extra logic), so an idle block does not toggle, and a simulator skips the
+// requantization on all but one step in SF.
 // Backpressure never stalls the pipeline: a step that completes an output beat (sf =
 // SF-1) issues only while the beats in flight plus those in the FIFO are fewer than the
 // FIFO holds, so the FIFO always has room. The FIFO is deep enough that this credit
@@ -355,10 +358,27 @@ wire bias_nf_last = bias_nf_reg == NF_END[NFW-1:0];
 wire [NFW-1:0] bias_nf_next = rst || bias_nf_last ? {NFW{1'b0}} : bias_nf_reg + 1'b1;
 reg res_valid_reg;
 reg res_flast_reg;
-reg [Y_WIDTH-1:0] y_reg;
+wire [Y_WIDTH-1:0] y_q;       // the requantized beat, one register per PE
 reg y_valid_reg;
 reg y_last_reg;
-wire [Y_WIDTH-1:0] y_next;
+
+// AP_RND (add half an LSB, floor; a left shift when SHIFT <= 0), then ReLU + AP_SAT:
+// clip to 0 .. 2**OUT_BITS-1. R_BITS holds the sum, the rounding carry and any left shift.
+localparam integer RSHIFT = SHIFT > 0 ? SHIFT : 0;
+localparam [R_BITS-1:0] HALF = SHIFT > 0 ? {{(R_BITS-1){1'b0}}, 1'b1} << (RSHIFT - 1)
+                                         : {R_BITS{1'b0}};
+
+function [OUT_BITS-1:0] requant;
+    input [ACC_BITS-1:0] acc;
+    reg [R_BITS-1:0] acc_ext;
+    reg signed [R_BITS-1:0] shifted;
+    begin
+        acc_ext = {{(R_BITS-ACC_BITS){acc[ACC_BITS-1]}}, acc};
+        shifted = ($signed(acc_ext + HALF) >>> RSHIFT) <<< LSHIFT;
+        requant = shifted[R_BITS-1] ? {OUT_BITS{1'b0}}
+                  : |shifted[R_BITS-2:OUT_BITS] ? {OUT_BITS{1'b1}} : shifted[OUT_BITS-1:0];
+    end
+endfunction
 
 // ---------------------------------------------------------------- S2: products
 
@@ -393,7 +413,9 @@ if (DSP_PACK == 0) begin : g_mul1
             wire signed [PROD_BITS-1:0] ws = $signed({{IN_BITS{wv[W_BITS-1]}}, wv});
             reg [PROD_BITS-1:0] prod_reg;
             always @(posedge clk) begin
-                prod_reg <= xs * ws;
+                if (s1_valid_reg) begin
+                    prod_reg <= xs * ws;
+                end
             end
             assign prods[(p*SIMD + s)*PROD_BITS +: PROD_BITS] = prod_reg;
         end
@@ -437,7 +459,9 @@ end else begin : g_mul2
             wire [PK_P-1:0] mac = prod + PK_ROUND;
             reg [2*PROD_BITS-1:0] pair_reg;
             always @(posedge clk) begin
-                pair_reg <= {mac[PK_SHIFT +: PROD_BITS], mac[PROD_BITS-1:0]};
+                if (s1_valid_reg) begin
+                    pair_reg <= {mac[PK_SHIFT +: PROD_BITS], mac[PROD_BITS-1:0]};
+                end
             end
             wire unused_mac = ^mac;    // bits PROD_BITS .. 17 are not needed
             assign prods[LO*PROD_BITS +: PROD_BITS] = pair_reg[PROD_BITS-1:0];
@@ -468,7 +492,9 @@ for (p = 0; p < PE; p = p + 1) begin : g_pe
             wire [IW-1:0] b = tree[IB + IW +: IW];
             reg [IW:0] sum_reg;
             always @(posedge clk) begin
-                sum_reg <= {a[IW-1], a} + {b[IW-1], b};
+                if (flag_chain[4*k]) begin
+                    sum_reg <= {a[IW-1], a} + {b[IW-1], b};
+                end
             end
             assign tree[OB +: IW + 1] = sum_reg;
         end
@@ -489,19 +515,14 @@ for (p = 0; p < PE; p = p + 1) begin : g_pe
         end
     end
 
-    // AP_RND (add half an LSB, floor), then ReLU + AP_SAT: clip to 0 .. 2**OUT_BITS-1.
-    wire [R_BITS-1:0] acc_ext = {{(R_BITS-ACC_BITS){acc_reg[ACC_BITS-1]}}, acc_reg};
-    wire signed [R_BITS-1:0] shifted;
-    if (SHIFT > 0) begin : g_right
-        localparam [R_BITS-1:0] HALF = {{(R_BITS-1){1'b0}}, 1'b1} << (SHIFT - 1);
-        wire signed [R_BITS-1:0] rounded = acc_ext + HALF;
-        assign shifted = rounded >>> SHIFT;
-    end else begin : g_left
-        assign shifted = acc_ext << LSHIFT;
+    // Requantized when the sum is complete (res_valid_reg), not on every accumulation.
+    reg [OUT_BITS-1:0] y_pe_reg;
+    always @(posedge clk) begin
+        if (res_valid_reg) begin
+            y_pe_reg <= requant(acc_reg);
+        end
     end
-    assign y_next[p*OUT_BITS +: OUT_BITS] =
-        shifted[R_BITS-1] ? {OUT_BITS{1'b0}}
-        : |shifted[R_BITS-2:OUT_BITS] ? {OUT_BITS{1'b1}} : shifted[OUT_BITS-1:0];
+    assign y_q[p*OUT_BITS +: OUT_BITS] = y_pe_reg;
 end
 endgenerate
 
@@ -512,7 +533,6 @@ always @(posedge clk) begin
     end
     res_valid_reg <= a_valid && a_last;
     res_flast_reg <= a_flast;
-    y_reg <= y_next;
     y_valid_reg <= res_valid_reg;
     y_last_reg <= res_flast_reg;
     if (rst) begin
@@ -533,7 +553,7 @@ sqz_fifo #(
 ) ofifo (
     .clk(clk),
     .rst(rst),
-    .s_axis_tdata(y_reg),
+    .s_axis_tdata(y_q),
     .s_axis_tlast(y_last_reg),
     .s_axis_tvalid(y_valid_reg),
     .s_axis_tready(ofifo_ready),
