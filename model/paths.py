@@ -30,6 +30,19 @@ TRAIN_CONFIG: Path = CONFIGS / "fashion_mnist.yaml"
 HLS_PROJECT_NAME = "squeezenet"
 
 
+def build_path(*parts: str | Path) -> Path:
+    """``BUILD / parts...``, resolved, and refused unless it lies inside ``BUILD``: every
+    generated file goes under the build folder, whatever a spec name or a flag holds."""
+    from model.errors import InputError
+
+    root = BUILD.resolve()
+    path = root.joinpath(*parts).resolve()
+    if path != root and root not in path.parents:
+        raise InputError(f"output path {path} is outside the build folder {root}; names "
+                         "and output folders must stay inside it")
+    return path
+
+
 def config_path(name: str | Path) -> Path:
     """A config given as a path, or as the name of a bundled one (``tiny`` or ``tiny.yaml``)."""
     p = Path(name)

@@ -45,7 +45,7 @@ MAKE_FLAGS = ("OPT_FAST=-O1", "CFG_CXXFLAGS_PCH_I=-include")
 # differences and need no correction.
 COCOTB_EDGE = 2
 _FIFO_LINE = re.compile(r"SQZ_FIFO_STATS (\S+) depth=(\d+) width=(\d+) words=(\d+) "
-                        r"peak=(\d+) full_cycles=(\d+)")
+                        r"peak=(\d+) full_cycles=(\d+) now=(\d+)")
 
 
 class SimError(RuntimeError):
@@ -53,7 +53,7 @@ class SimError(RuntimeError):
 
 
 def fast_dir(name: str) -> Path:
-    return paths.BUILD / "sim" / "fast" / name
+    return paths.build_path("sim", "fast", name)
 
 
 def build(top: str, sources: list[Path], name: str) -> tuple[Path, float]:
@@ -141,6 +141,11 @@ class FifoStat:
     words: int          # capacity: 2**clog2(DEPTH) RAM words + the output register
     peak: int           # most words held at once over the run
     full_cycles: int    # cycles a beat was offered while the RAM was full
+    now: int = 0        # words held when the run ended (all full: a deadlock's suspects)
+
+    @property
+    def full_now(self) -> bool:
+        return self.now >= self.words
 
     def ram_depth(self, words: int) -> int:
         """RAM words of an sqz_fifo that holds ``words`` (one sits in the output register)."""
@@ -182,8 +187,13 @@ def run(top: str, sources: list[Path], vectors: Path, name: str, stalls: bool = 
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
     (out / "run.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise SimError(f"{top}: {proc.stderr.strip() or f'exit {proc.returncode}'} "
-                       f"(log {out / 'run.log'})")
+        message = proc.stderr.strip() or f"exit {proc.returncode}"
+        full = [f for f in parse_fifo_stats(proc.stdout, top) if f.full_now]
+        if full:  # the final blocks ran: name the FIFOs that were full when it stopped
+            message += ("; FIFOs full when it stopped (an undersized FIFO on a fork's "
+                        "branch deadlocks its join): " + ", ".join(
+                            f"{f.instance} (depth {f.depth}, {f.words} words)" for f in full))
+        raise SimError(f"{top}: {message} (log {out / 'run.log'})")
     res: dict[str, list[float]] = {}
     for key, val in re.findall(r"^SQZ_RESULT (\w+)=(\S+)$", proc.stdout, re.M):
         res.setdefault(key, []).append(float(val))

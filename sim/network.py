@@ -28,7 +28,7 @@ BENCH = "sim.network_bench"
 
 
 def rtl_dir(spec: NetworkSpec) -> Path:
-    return paths.BUILD / "rtl" / spec.name
+    return paths.build_path("rtl", spec.name)
 
 
 def prepare_network(spec: NetworkSpec, frames: int | None = None,

@@ -86,6 +86,34 @@ def test_fast_watchdog_names_the_cycle(network):
         _fast(network, stalls=False, watchdog=100)
 
 
+def test_undersized_fifo_deadlock_names_the_fifo(network, tmp_path):
+    """The plan's branch FIFO after a fork (fork -> expand1x1) shrunk to 2 words: the
+    expand1x1 side fills up while expand3x3 still gathers its first window rows, the fork
+    stalls both, and nothing reaches the concat. The run stops at the watchdog and names
+    the full FIFOs, the shrunk one among them, instead of timing out silently."""
+    import re
+
+    from sim import fast
+    from sim.fast import SimError
+    from sim.network import rtl_dir
+
+    spec, design, sources, vectors = network
+    top_file = rtl_dir(spec) / f"{design.top}.v"
+    text = top_file.read_text()
+    victim = "fifo_fire2_expand1x1_in"
+    small, n = re.subn(r"\.DEPTH\(\d+\)\n\) " + victim + r" \(", f".DEPTH(2)\n) {victim} (",
+                       text)
+    assert n == 1, f"{victim} not found in {top_file}"
+    shrunk = tmp_path / top_file.name
+    shrunk.write_text(small)
+    with pytest.raises(SimError) as info:
+        fast.run(design.top, [s for s in sources if s != top_file] + [shrunk], vectors,
+                 f"{spec.name}_undersized", watchdog=20_000)
+    message = str(info.value)
+    assert "watchdog: no output beat for 20000 cycles" in message
+    assert "FIFOs full when it stopped" in message and f"{victim} (depth 2, 3 words)" in message
+
+
 def test_build_reused(network, plain):
     """A second run with unchanged sources does not rebuild."""
     fig = _fast(network, stalls=False)
@@ -111,13 +139,16 @@ def test_fifo_report_sizes():
     back 960 words and the 3 BRAM18 of a 1024x37 RAM (64 words fit LUTRAM)."""
     from sim.fast import FifoStat, fifo_report, parse_fifo_stats
 
-    text = ("SQZ_FIFO_STATS TOP.sqz_t.fifo_a depth=64 width=8 words=65 peak=10 full_cycles=0\n"
+    text = ("SQZ_FIFO_STATS TOP.sqz_t.fifo_a depth=64 width=8 words=65 peak=10 full_cycles=0 "
+            "now=0\n"
             "SQZ_FIFO_STATS TOP.sqz_t.mvu_b.ofifo depth=1000 width=36 words=1025 peak=50 "
-            "full_cycles=0\n"
-            "SQZ_FIFO_STATS TOP.sqz_t.fifo_c depth=4 width=8 words=5 peak=5 full_cycles=7\n")
+            "full_cycles=0 now=3\n"
+            "SQZ_FIFO_STATS TOP.sqz_t.fifo_c depth=4 width=8 words=5 peak=5 full_cycles=7 "
+            "now=5\n")
     stats = parse_fifo_stats(text, "sqz_t")
     assert [s.instance for s in stats] == ["fifo_a", "mvu_b.ofifo", "fifo_c"]
-    assert stats[0] == FifoStat("fifo_a", 64, 8, 65, 10, 0)
+    assert stats[0] == FifoStat("fifo_a", 64, 8, 65, 10, 0, 0)
+    assert [s.full_now for s in stats] == [False, False, True]
     assert stats[0].ram_depth(10) == 16 and stats[1].ram_depth(50) == 64
     rep = fifo_report(stats, 3, 1200, ("conv9", 1000))
     assert "oversized (peak fits half the RAM or less): 2 of 3 FIFOs, 1,008 words" in rep

