@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import InputError, InputNotFound
+from model.fixed import FixedFormat
 from model.graph import Node
 from model.quantize import FloatWeights, QuantPlan
 from model.spec import NetworkSpec
@@ -69,29 +70,21 @@ def float_weights(spec: NetworkSpec, nodes: list[Node], cache_dir: Path) -> Floa
 
 def file_weights(path: str | Path, nodes: list[Node]) -> FloatWeights:
     """Folded raw-pixel weights saved by ``model.weights.save_weights`` (make train, sqz
-    finetune), checked against the network: every conv present, shapes equal."""
+    finetune), checked against the network by ``load_weights``: exactly its convs, their
+    shapes, a real floating-point dtype and finite values; errors name file and layer."""
     from model.weights import load_weights
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"weights file {path} is a directory, not a .npz file")
     if not path.is_file():
         raise InputNotFound(f"weights file not found: {path} (written by make train or "
                             "sqz finetune; relative paths are taken from the current "
                             "directory)")
-    loaded = load_weights(path)
-    out: FloatWeights = {}
-    for n in nodes:
-        if n.kind != "conv":
-            continue
-        if n.name not in loaded:
-            raise InputError(f"{path}: no weights for {n.name} (has {', '.join(loaded)})")
-        w, b = loaded[n.name]
-        want = (n.kernel, n.kernel, n.in_shape[2], n.out_shape[2])
-        if tuple(w.shape) != want or tuple(b.shape) != (n.out_shape[2],):
-            raise InputError(f"{path}: {n.name} has kernel {tuple(w.shape)} and bias "
-                             f"{tuple(b.shape)}, the network needs {want} and "
-                             f"({n.out_shape[2]},)")
-        out[n.name] = (np.asarray(w, np.float32), np.asarray(b, np.float32))
-    return out
+    expected = {n.name: ((n.kernel, n.kernel, n.in_shape[2], n.out_shape[2]),
+                         (n.out_shape[2],))
+                for n in nodes if n.kind == "conv"}
+    return load_weights(path, expected)
 
 
 def build_qkeras(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan):
@@ -121,22 +114,33 @@ def build_qkeras(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan):
             y = conv(ins[0])
             conv.set_weights([lq.w_fmt.to_real(lq.w_q).astype(np.float32),
                               lq.b_fmt.to_real(lq.b_q).astype(np.float32)])
-            t[n.name] = QActivation(lq.out_fmt.qkeras(), name=n.name + "_relu")(y)
+            t[n.name] = QActivation(_activation_quantizer(n.name, lq.out_fmt),
+                                    name=n.name + "_relu")(y)
         elif n.kind == "maxpool":
             t[n.name] = MaxPool2DCeil(3, 2, name=n.name)(ins[0])
         elif n.kind == "concat":
             t[n.name] = layers.Concatenate(axis=-1, name=n.name)(ins)
         elif n.kind == "add":
             s = layers.Add(name=n.name + "_sum")(ins)
-            t[n.name] = QActivation(lq.out_fmt.qkeras(), name=n.name)(s)
+            t[n.name] = QActivation(_activation_quantizer(n.name, lq.out_fmt), name=n.name)(s)
         elif n.kind == "gap":
             t[n.name] = FixedGlobalAvgPool(lq.out_fmt.width, lq.out_fmt.integer,
                                            name=n.name)(ins[0])
     return tf.keras.Model(x_in, t[nodes[-1].name], name=spec.name.replace(".", "_"))
 
 
-def _quantizer(fmt) -> str | None:
+def _quantizer(fmt: FixedFormat) -> str | None:
     return fmt.qkeras() if fmt.qkeras_expressible else None
+
+
+def _activation_quantizer(name: str, fmt: FixedFormat) -> str:
+    """The QKeras activation quantizer of ``fmt``; activations, unlike the weights (set
+    on their grid already), cannot go without one."""
+    if not fmt.qkeras_expressible:
+        raise InputError(f"{name}: its activations need {fmt.ap()}, which QKeras 0.9.0 "
+                         "cannot express (at most 30 integer bits); the weights before it "
+                         "are too large for the hls4ml flow")
+    return fmt.qkeras()
 
 
 def keras_output_name(node: Node) -> str:

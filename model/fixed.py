@@ -26,8 +26,10 @@ class FixedFormat:
     signed: bool = True
 
     def __post_init__(self) -> None:
+        # The quantizer (model.quantize) only builds valid formats; these guard the type.
         if not 1 <= self.width <= 64:
-            raise ValueError(f"fixed-point width must be 1..64, got {self.width}")
+            raise ValueError(f"fixed-point width must be 1..64, got {self.width} "
+                             f"(integer bits {self.integer})")
         if self.signed and self.width < 2:
             raise ValueError("a signed fixed-point format needs at least 2 bits")
 
@@ -61,14 +63,17 @@ class FixedFormat:
 
     @property
     def qkeras_expressible(self) -> bool:
-        """QKeras 0.9.0 computes ``2**integer`` with an int32 ``K.pow``, which fails for a
-        negative exponent: formats with fewer integer bits have no QKeras quantizer."""
-        return self.integer - (1 if self.signed else 0) >= 0
+        """QKeras 0.9.0 computes ``2**integer`` with an int32 ``K.pow``: a negative
+        exponent fails, and from 2**31 on it overflows (measured: ``quantized_bits(8,31)``
+        and ``quantized_relu(8,31)`` are wrong, at 32 they give NaN). So QKeras' integer
+        parameter (``integer - 1`` when signed) must lie in 0..30."""
+        return 0 <= self.integer - (1 if self.signed else 0) <= 30
 
     def qkeras(self) -> str:
         """QKeras quantizer string with the same grid and range (``alpha=1``: no scale)."""
         if not self.qkeras_expressible:
-            raise ValueError(f"{self.ap()} has no QKeras quantizer (negative integer bits)")
+            raise ValueError(f"{self.ap()} has no QKeras quantizer (QKeras' integer bits "
+                             "must be 0..30)")
         if self.signed:
             return f"quantized_bits({self.width},{self.integer - 1},alpha=1)"
         return f"quantized_relu({self.width},{self.integer})"
@@ -109,11 +114,16 @@ def requantize(acc: np.ndarray, acc_frac: int, out: FixedFormat) -> np.ndarray:
     """
     acc = np.asarray(acc, dtype=np.int64)
     shift = acc_frac - out.frac
+    peak = max(int(acc.max()), -int(acc.min())) if acc.size else 0
+    if shift > 62 or peak.bit_length() + max(-shift, 1) > 62:
+        # Formats ~60 binary orders of magnitude apart (e.g. weights of 1e-30 next to
+        # activations of 1) would overflow int64 below: the same formula, in Python ints.
+        acc = acc.astype(object)
     if shift > 0:
         q = (acc + (1 << (shift - 1))) >> shift  # arithmetic shift = floor
     else:
         q = acc << (-shift)
-    return np.clip(q, out.qmin, out.qmax)
+    return np.clip(q, out.qmin, out.qmax).astype(np.int64)
 
 
 def bits_for_signed(max_abs: int) -> int:

@@ -7,7 +7,8 @@ quantizers (``model.builder``), the hls4ml per-layer precisions
 Formats (all AP_RND rounding, AP_SAT saturation):
 - input: the raw 8-bit camera pixel, ``ap_ufixed<8,8>`` (integers 0..255).
 - conv weights: ``ap_fixed<8,Iw>`` per layer, Iw the smallest that holds max|w|.
-- conv bias: at most ``bias_bits`` wide, on the accumulator grid when it fits.
+- conv bias: at most ``bias_bits`` wide, on the accumulator grid when it fits; a bias
+  below half an accumulator LSB is ``ap_fixed<2,...>`` on that grid (it rounds to 0).
 - accumulator: exact: as many bits as the worst-case sum over the layer's real weights.
 - conv result before ReLU: ``ap_fixed<9,Io+1>``; after ReLU: ``ap_ufixed<8,Io>``, Io from
   a percentile of the float activations on calibration photos (the two expand convs of a
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model import golden
+from model.errors import InputError
 from model.fixed import FixedFormat, bits_for_signed
 from model.graph import Node
 from model.spec import NetworkSpec
@@ -96,26 +98,64 @@ def _int_bits_unsigned(value: float, width: int) -> int:
 
 
 def weight_format(w: np.ndarray, bits: int) -> FixedFormat:
-    """Smallest ``ap_fixed<bits,I>`` whose range holds max|w| (negative end exactly)."""
-    m = float(np.abs(w).max())
+    """Smallest ``ap_fixed<bits,I>`` whose range holds max|w| (negative end exactly).
+
+    Defined for any finite ``w`` (``I`` may be negative or above ``bits``); raises
+    ``ValueError`` for NaN or infinite values.
+    """
+    m = float(np.abs(w).max(initial=0.0))
+    if not math.isfinite(m):
+        raise ValueError("weights must be finite to choose a fixed-point format")
     if m == 0:
         return FixedFormat(bits, 1)
     return FixedFormat(bits, math.ceil(math.log2(m)) + 1)
 
 
+def bias_format(b: np.ndarray, acc_frac: int, bits: int) -> FixedFormat:
+    """Signed format of a conv bias, at most ``bits`` wide, with at most ``acc_frac``
+    fractional bits (the bias is added to the accumulator by a left shift).
+
+    Holds max|b| with a guard bit; on the accumulator grid (``frac == acc_frac``) when
+    ``bits`` allow. A bias smaller than half an accumulator LSB (also an all-zero bias
+    next to coarse weights) gets ``ap_fixed<2, 2 - acc_frac>``: on the accumulator grid,
+    where it rounds to 0. So the width is always 2..``bits``, for any finite ``b``.
+    """
+    b_max = float(np.abs(b).max(initial=0.0))
+    if not math.isfinite(b_max):
+        raise ValueError("biases must be finite to choose a fixed-point format")
+    b_int = (math.ceil(math.log2(b_max)) + 2) if b_max > 0 else 1
+    b_frac = min(acc_frac, bits - b_int)
+    if b_int + b_frac < 2:  # only when b_frac == acc_frac, since bits >= 2
+        return FixedFormat(2, 2 - acc_frac)
+    return FixedFormat(b_int + b_frac, b_int)
+
+
 def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray],
               spec: NetworkSpec) -> QuantPlan:
-    """Choose every format from activation statistics on ``frames`` and quantize weights."""
+    """Choose every format from activation statistics on ``frames`` and quantize weights.
+
+    Every format is valid for any finite weights; raises :class:`InputError` naming the
+    layer and the reason when weights are NaN or infinite, when the float activations
+    overflow float32, or when a layer's exact accumulator needs more than
+    ``quantization.accumulator_bits`` (weights and bias scales too far apart).
+    """
     if not frames:
         raise ValueError("calibration needs at least one frame")
     q = spec.quant
     stats: dict[str, list[np.ndarray]] = {n.name: [] for n in nodes}
-    for f in frames:
-        acts = float_forward(nodes, weights, f)
-        for n in nodes:
-            stats[n.name].append(np.ravel(acts[n.name]))
-    level = {name: float(np.percentile(np.concatenate(v), q.calibration_percentile))
-             for name, v in stats.items()}
+    for n in nodes:
+        if n.kind == "conv":
+            _check_finite(n.name, weights[n.name])
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: reported below
+        for f in frames:
+            acts = float_forward(nodes, weights, f)
+            for n in nodes:
+                stats[n.name].append(np.ravel(acts[n.name]))
+        level = {name: float(np.percentile(np.concatenate(v), q.calibration_percentile))
+                 for name, v in stats.items()}
+    for n in nodes:  # float32 overflow (huge weights) leaves no range to choose a format from
+        if not math.isfinite(level[n.name]):
+            raise InputError(_overflow_message(n.name, nodes, weights))
     for n in nodes:  # the two expand convs of a Fire module share the concat's format
         if n.kind == "concat":
             shared = max(level[i] for i in n.inputs)
@@ -137,6 +177,12 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
                 raise AssertionError(f"{n.name}: inputs have different formats {a} {b}")
             layers[n.name] = LayerQuant(n.name, n.kind, a)
         elif n.kind == "add":
+            a, b = (fmt_of[i] for i in n.inputs)
+            if abs(a.frac - b.frac) + max(a.width, b.width) > 62:  # golden.add's int64 sum
+                raise InputError(
+                    f"{n.name}: its inputs' scales differ by 2**{abs(a.frac - b.frac)} "
+                    f"({a.ap()} and {b.ap()}), too far apart to add exactly; the weights "
+                    "of one branch are far too large or too small")
             bits = q.activation_bits
             fmt = FixedFormat(bits, _int_bits_unsigned(level[n.name], bits), signed=False)
             layers[n.name] = LayerQuant(n.name, n.kind, fmt)
@@ -147,6 +193,24 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
             layers[n.name] = LayerQuant(n.name, n.kind, fmt)
         fmt_of[n.name] = layers[n.name].out_fmt
     return QuantPlan(INPUT_FORMAT, layers)
+
+
+def _check_finite(name: str, wb: tuple[np.ndarray, np.ndarray]) -> None:
+    for part, array in zip(("kernel", "bias"), wb, strict=True):
+        bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise InputError(f"{name}: {bad} of the {array.size} {part} values are NaN or "
+                             "infinite; weights must be finite")
+
+
+def _overflow_message(name: str, nodes: list[Node], weights: FloatWeights) -> str:
+    convs = [n.name for n in nodes if n.kind == "conv"]
+    peak = max(convs, key=lambda c: max(float(np.abs(a).max(initial=0.0))
+                                        for a in weights[c]))
+    value = max(float(np.abs(a).max(initial=0.0)) for a in weights[peak])
+    return (f"{name}: the float activations overflow float32 (inf or NaN) on the "
+            f"calibration frames, so no fixed-point format covers them; the weights are too "
+            f"large (largest |value| {value:.3g}, in {peak})")
 
 
 def attach_codebook(lq: LayerQuant, bits: int) -> None:
@@ -178,20 +242,23 @@ def _quantize_conv(n: Node, wb: tuple[np.ndarray, np.ndarray], x_fmt: FixedForma
     w_fmt = weight_format(w, q.weight_bits)
     w_q = w_fmt.quantize(w)
     acc_frac = x_fmt.frac + w_fmt.frac
-    b_max = float(np.abs(b).max())
-    b_int = (math.ceil(math.log2(b_max)) + 2) if b_max > 0 else 1
-    b_frac = min(acc_frac, q.bias_bits - b_int)
-    b_fmt = FixedFormat(b_int + b_frac, b_int)
+    b_fmt = bias_format(b, acc_frac, q.bias_bits)
     b_q = b_fmt.quantize(b)
-    # Exact accumulator: worst case over all inputs in range, for the real weights.
+    # Exact accumulator: worst case over all inputs in range, for the real weights. In
+    # Python ints: the bias shift is unbounded when weights and bias differ by far in scale.
     x_max = max(abs(x_fmt.qmin), abs(x_fmt.qmax))
     w_abs = np.abs(w_q).reshape(-1, w_q.shape[-1]).sum(axis=0)
-    bound = int((w_abs * x_max + (np.abs(b_q) << (acc_frac - b_fmt.frac))).max())
-    acc_width = bits_for_signed(bound)
+    shift = acc_frac - b_fmt.frac
+    bound = max((int(wa) * x_max + (abs(int(bq)) << shift)
+                 for wa, bq in zip(w_abs.tolist(), b_q.tolist(), strict=True)), default=0)
+    acc_width = max(bits_for_signed(bound), 2)  # 2: a signed format (all-zero weights)
     if acc_width > q.accumulator_bits:
-        raise ValueError(
+        raise InputError(
             f"{n.name}: the exact accumulator needs {acc_width} bits, more than "
-            f"quantization.accumulator_bits = {q.accumulator_bits}"
+            f"quantization.accumulator_bits = {q.accumulator_bits} (largest |weight| "
+            f"{float(np.abs(w).max(initial=0.0)):.3g}, largest |bias| "
+            f"{float(np.abs(b).max(initial=0.0)):.3g}: their scales are too far apart "
+            "or the layer too large)"
         )
     acc_fmt = FixedFormat(acc_width, acc_width - acc_frac)
     out_int = _int_bits_unsigned(level, q.activation_bits)
