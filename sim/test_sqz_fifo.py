@@ -38,23 +38,36 @@ async def test_stream(dut, idle, backpressure):
 
 @cocotb.test()
 async def test_fills_to_capacity(dut):
-    """With the output blocked the FIFO takes 2**clog2(DEPTH) + 1 words, then refuses."""
+    """With the output blocked the FIFO takes 2**clog2(DEPTH) + 1 words, then refuses
+    (tready low); released, it gives back exactly those words, in order, with their
+    TLAST."""
     tb = TB(dut, 0.0, 0.0)
     await tb.reset(clear_sink=False)
-    depth = tb.p["DEPTH"]
+    depth, width = tb.p["DEPTH"], tb.p["DATA_WIDTH"]
     cap = (1 << max(1, (depth - 1).bit_length())) + 1
+    rng = random.Random(depth)
+    offered = [rng.getrandbits(width) for _ in range(cap + 5)]
     dut.m_axis_tready.value = 0
     dut.s_axis_tvalid.value = 1
-    for i in range(cap + 5):
-        dut.s_axis_tdata.value = i
+    taken = []
+    i = 0
+    for _ in range(cap + 20):        # offer word i until taken; stop once it is refused
+        dut.s_axis_tdata.value = offered[i]
+        dut.s_axis_tlast.value = int(i % 3 == 2)
         await RisingEdge(dut.clk)
+        if int(dut.s_axis_tready.value):
+            taken.append(i)
+            i += 1
+        if i == len(offered):
+            break
     dut.s_axis_tvalid.value = 0
-    # count what comes out once released
+    assert taken == list(range(cap)), f"took {len(taken)} words, capacity {cap}"
+    assert int(dut.s_axis_tready.value) == 0
     cocotb.start_soon(tb.sink.run())
     for _ in range(cap * 4 + 20):
         await RisingEdge(dut.clk)
-    accepted = len(tb.sink.words)
-    assert accepted == cap, f"capacity {accepted}, expected {cap}"
+    assert tb.sink.words == offered[:cap]
+    assert tb.sink.lasts == [int(k % 3 == 2) for k in range(cap)]
 
 
 @pytest.mark.parametrize("width, depth", [(8, 2), (24, 16), (64, 100)])
