@@ -4,7 +4,13 @@ that need nothing beyond the Python environment."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# A build-folder lock (model.locks) held by this pytest process makes a child ``sqz`` that
+# wants the same folder wait; five minutes, then a clear error, never a hung test run.
+os.environ.setdefault("SQZ_LOCK_WAIT_S", "300")
 
 TOOL_TIERS = ("csim", "rtl", "slow", "synth")
 

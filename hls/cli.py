@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from model import paths
@@ -32,20 +33,11 @@ def _quiet_tensorflow() -> None:
 
 
 def _load(args):
-    from model.spec import BACKENDS, SpecError, load_spec
+    from model.spec import load_spec, with_target
 
-    spec = load_spec(args.config)
-    target = spec.target
-    if getattr(args, "backend", None):
-        if args.backend not in BACKENDS:
-            raise SpecError(f"--backend: {args.backend!r} is not allowed; allowed: "
-                            f"{', '.join(BACKENDS)}")
-        target = replace(target, backend=args.backend)
-    if getattr(args, "part", None):
-        target = replace(target, part=args.part)
-    if getattr(args, "clock_mhz", None):
-        target = replace(target, clock_mhz=float(args.clock_mhz))
-    return replace(spec, target=target)
+    return with_target(load_spec(args.config), backend=getattr(args, "backend", None),
+                       part=getattr(args, "part", None),
+                       clock_mhz=getattr(args, "clock_mhz", None))
 
 
 def cmd_info(args) -> int:
@@ -551,8 +543,65 @@ def cmd_dse(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the product's error format: one ``error:`` line, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def _int_in(lo: int, hi: int | None = None):
+    """An argparse type: an integer in lo..hi (hi None: no upper bound)."""
+    allowed = f"an integer >= {lo}" if hi is None else f"an integer {lo}..{hi}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {value}")
+        return value
+
+    return parse
+
+
+def _real_in(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+    """An argparse type: a finite number in [lo, hi] (an open end excludes it)."""
+    allowed = f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+        if (not math.isfinite(value) or value < lo or value > hi
+                or (lo_open and value == lo) or (hi_open and value == hi)):
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text}")
+        return value
+
+    return parse
+
+
+def _output_dir(text: str) -> Path:
+    """An argparse type: an output folder, which must lie inside the build folder."""
+    try:
+        return paths.build_path(Path(text).absolute())
+    except SqzError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# The ranges of the numeric flags: those of the spec where a spec key says the same.
+COUNT = _int_in(0)                        # 0 = all
+POSITIVE = _int_in(1)
+CLOCK_MHZ = _real_in(10.0, 800.0)         # model.spec.CLOCK_MHZ
+FRACTION = _real_in(0.0, 1.0, hi_open=True)
+LEARNING_RATE = _real_in(0.0, 10.0, lo_open=True)
+SHARE_BITS = _int_in(2, 7)                # compression.share_bits with 8-bit weights
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sqz", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sqz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, fn, help_ in (("info", cmd_info, "parameters, MACs and weight bytes"),
                             ("classify", cmd_classify,
@@ -583,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("csim", "synth", "perf", "rtl-synth"):
             p.add_argument("--backend", help="Vitis or Vivado (default: the config's)")
             p.add_argument("--part", help="FPGA part (default: the config's)")
-            p.add_argument("--clock-mhz", type=float,
+            p.add_argument("--clock-mhz", type=CLOCK_MHZ,
                            help="target clock (default: the config's)")
         if name == "classify":
             p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
@@ -594,79 +643,80 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--json", action="store_true",
                            help='print only a JSON list of {"image", "top5": [{"index", '
                                 '"name", "prob"}]} on stdout (logs go to stderr)')
-            p.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
+            p.add_argument("--top", type=_int_in(1, 1000), default=5,
+                           help="classes per image (default 5)")
         if name == "eval":
             p.add_argument("--data", required=True,
                            help="image folder: class sub-folders named by ImageNet class "
                                 "name, index or WordNet id (n01440764, the ILSVRC-2012 val "
                                 "layout), or a flat folder of unlabelled images")
-            p.add_argument("--limit", type=int, default=0,
+            p.add_argument("--limit", type=COUNT, default=0,
                            help="evaluate a seeded random subset of N images (0 = all)")
-            p.add_argument("--csim", type=int, default=0,
+            p.add_argument("--csim", type=COUNT, default=0,
                            help="also run the first K images through the hls4ml C "
                                 "simulation, checked bit-exact (default 0)")
-            p.add_argument("--out", type=Path, default=None,
-                           help="output folder (default build/eval/<spec name>)")
+            p.add_argument("--out", type=_output_dir, default=None,
+                           help="output folder inside build/ (default build/eval/<spec name>)")
         if name == "rtl-synth":
             p.add_argument("--flatten", action="store_true",
                            help="flatten before synthesis (cross-module optimisation; "
                                 "hours on the full v1.1, default: keep the hierarchy)")
         if name == "csim":
-            p.add_argument("--frames", type=int, default=0, help="limit the photos (0 = all)")
+            p.add_argument("--frames", type=COUNT, default=0, help="limit the photos (0 = all)")
             p.add_argument("-v", "--verbose", action="store_true",
                            help="per-layer memory table")
         if name == "compress":
-            p.add_argument("--sparsity", type=float, default=0.63,
+            p.add_argument("--sparsity", type=FRACTION, default=0.63,
                            help="fraction of kernel weights pruned (default 0.63)")
             p.add_argument("--per-layer", action="store_true",
                            help="one pruning threshold per layer (default: one global)")
-            p.add_argument("--hw-bits", type=int, nargs="*", default=[6, 4],
+            p.add_argument("--hw-bits", type=SHARE_BITS, nargs="*", default=[6, 4],
                            help="index widths for the hardware weight-sharing rows "
                                 "(default 6 4; none to skip)")
-            p.add_argument("--frames", type=int, default=0,
+            p.add_argument("--frames", type=COUNT, default=0,
                            help="limit the agreement photos (0 = all)")
         if name == "finetune":
             p.add_argument("--data", required=True,
                            help="image folder <dir>/train/<class>/*.jpg (ImageNet specs: "
                                 "folders named by class name or index), optional val/; or "
                                 "'fashion-mnist'")
-            p.add_argument("--limit", type=int, default=0,
+            p.add_argument("--limit", type=COUNT, default=0,
                            help="train on a seeded subset of this many images (0 = all)")
-            p.add_argument("--test-images", type=int, default=0,
+            p.add_argument("--test-images", type=COUNT, default=0,
                            help="evaluate on the first N test images (0 = all)")
-            p.add_argument("--sparsity", type=float, default=0.0,
+            p.add_argument("--sparsity", type=FRACTION, default=0.0,
                            help="prune to this fraction of zeros first, kept at zero")
             p.add_argument("--per-layer", action="store_true",
                            help="one pruning threshold per layer (default: one global)")
-            p.add_argument("--epochs", type=int, default=1, help="default 1")
-            p.add_argument("--batch-size", type=int, default=16, help="default 16")
+            p.add_argument("--epochs", type=POSITIVE, default=1, help="default 1")
+            p.add_argument("--batch-size", type=_int_in(1, 4096), default=16, help="default 16")
             p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
-            p.add_argument("--lr", type=float, default=1e-4, help="default 1e-4")
+            p.add_argument("--lr", type=LEARNING_RATE, default=1e-4, help="default 1e-4")
             p.add_argument("--qat", action="store_true", help="quantization-aware (QKeras)")
             p.add_argument("--restart", action="store_true",
                            help="ignore an existing checkpoint")
         if name == "train":
             p.add_argument("--data", default="fashion-mnist",
                            help="'fashion-mnist' or an image folder <dir>/train/<class>/*.jpg")
-            p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
-            p.add_argument("--batch-size", type=int, default=64, help="default 64")
-            p.add_argument("--limit", type=int, default=0,
+            p.add_argument("--epochs", type=COUNT, default=3, help="epochs (default 3)")
+            p.add_argument("--batch-size", type=_int_in(1, 4096), default=64, help="default 64")
+            p.add_argument("--limit", type=COUNT, default=0,
                            help="train on a seeded subset of N images (0 = all)")
             p.add_argument("--schedule", choices=("linear", "constant"), default="linear",
                            help="learning rate: linear decay to 0 (the paper's) or constant")
             p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                            help="sgd (momentum 0.9, lr 0.04) or adam (lr 1e-3)")
-            p.add_argument("--lr", type=float, default=None, help="initial learning rate")
+            p.add_argument("--lr", type=LEARNING_RATE, default=None, help="initial learning rate")
             p.add_argument("--qat", action="store_true",
                            help="quantization-aware: QKeras 8-bit weights and activations")
             p.add_argument("--restart", action="store_true",
                            help="ignore existing checkpoints")
-            p.add_argument("--test-images", type=int, default=1000,
+            p.add_argument("--test-images", type=COUNT, default=1000,
                            help="test images evaluated (0 = all)")
-            p.add_argument("--calib", type=int, default=64,
+            p.add_argument("--calib", type=POSITIVE, default=64,
                            help="training images used to calibrate the 8-bit formats")
         if name in ("sim-full", "rtl-debug"):
-            p.add_argument("--frames", type=int, default=3, help="photos to run (default 3)")
+            p.add_argument("--frames", type=POSITIVE, default=3, help="photos to run (default 3)")
         if name == "sim-full":
             p.add_argument("--stalls", action="store_true",
                            help="random input stalls and output backpressure (slower)")
@@ -676,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "rtl-debug":
             p.add_argument("--all", action="store_true",
                            help="print every edge, not only those with stalls")
-            p.add_argument("--interval", type=int, default=None,
+            p.add_argument("--interval", type=COUNT, default=None,
                            help="which interval between frame ends to show (0 = first)")
         if name == "dse":
             p.set_defaults(config=paths.TRAIN_CONFIG)
@@ -689,18 +739,20 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--full", action="store_true", help="paper-like schedule: 10 "
                            "epochs on all 60,000 images, all 10,000 test images (default: 1 "
                            "epoch on 10,000 images, 1,000 test images)")
-            p.add_argument("--epochs", type=int, help="epochs per point (0 = no training, "
+            p.add_argument("--epochs", type=COUNT, help="epochs per point (0 = no training, "
                            "hardware metrics only)")
-            p.add_argument("--limit", type=int, help="training images, a seeded subset (0 = all)")
-            p.add_argument("--test-images", type=int, help="test images (0 = all)")
-            p.add_argument("--calib", type=int, help="calibration images (default 32)")
-            p.add_argument("--batch-size", type=int, help="default 64")
-            p.add_argument("--lr", type=float, help="initial learning rate (SGD default 0.04)")
+            p.add_argument("--limit", type=COUNT, help="training images, a seeded subset (0 = all)")
+            p.add_argument("--test-images", type=COUNT, help="test images (0 = all)")
+            p.add_argument("--calib", type=POSITIVE, help="calibration images (default 32)")
+            p.add_argument("--batch-size", type=_int_in(1, 4096), help="default 64")
+            p.add_argument("--lr", type=LEARNING_RATE,
+                           help="initial learning rate (SGD default 0.04)")
             p.add_argument("--qat", action="store_true",
                            help="quantization-aware training (QKeras 8-bit)")
-            p.add_argument("--fps", type=float, help="target frames/s for the folding "
-                           "(default: the spec's target_cycles_per_frame at its clock)")
-            p.add_argument("--dsp", type=int, help="multiplier budget (default: the part's "
+            p.add_argument("--fps", type=_real_in(0.0, 1e6, lo_open=True),
+                           help="target frames/s for the folding (default: the spec's "
+                                "target_cycles_per_frame at its clock)")
+            p.add_argument("--dsp", type=POSITIVE, help="multiplier budget (default: the part's "
                            "DSP slices)")
             p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist', a folder "
                            "with its IDX .gz files, or 'synthetic:N' (smoke tests)")
@@ -708,15 +760,19 @@ def main(argv: list[str] | None = None) -> int:
                                                                  "serial"),
                            help="local processes (default), a Ray or Dask cluster, or serial "
                            "in this process")
-            p.add_argument("--workers", type=int, default=2,
+            p.add_argument("--workers", type=_int_in(1, 256), default=2,
                            help="parallel points (local processes / local cluster; default 2)")
             p.add_argument("--address", help="Ray / Dask scheduler address (default: start "
                            "a local one)")
-            p.add_argument("--out", type=Path, default=None,
-                           help="output folder (default build/dse)")
+            p.add_argument("--out", type=_output_dir, default=None,
+                           help="output folder inside build/ (default build/dse)")
             p.add_argument("--restart", action="store_true",
                            help="recompute points already in <out>/points")
     args = parser.parse_args(argv)
+    if argv is None:  # the sqz program itself (not a test calling main): a kill of this
+        from model.children import install  # process stops its g++ / Verilator / pip too
+
+        install()
     # Only what the user can fix is reported as one line; anything else is a bug and
     # keeps its traceback.
     try:

@@ -9,7 +9,10 @@
 - :func:`load_image_folder`: an ImageNet-style folder ``<root>/train/<class>/*.jpg|png``
   (and an optional ``<root>/val/<class>/...``), each image read with
   :func:`model.photos.load_image` and made a frame with :func:`model.photos.to_network_input`
-  (shorter side resized, centre crop, BGR).
+  (by default Caffe's: resized to 256x256 for a 227 input, centre crop, BGR).
+- :func:`scan_eval_folder`: the images of an evaluation folder, labelled (one sub-folder
+  per class, named by ImageNet class name, index or WordNet synset id: the ILSVRC-2012
+  validation layout) or flat (unlabelled), without reading them.
 
 Both return ``(x, y)``: ``x`` uint8 ``(N, H, W, C)``, ``y`` int64 ``(N,)``.
 """
@@ -17,6 +20,8 @@ Both return ``(x, y)``: ``x`` uint8 ``(N, H, W, C)``, ``y`` int64 ``(N,)``.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +35,9 @@ __all__ = [
     "image_folder_classes",
     "load_fashion_mnist",
     "load_image_folder",
+    "EvalFolder",
     "read_idx",
+    "scan_eval_folder",
     "to_input_size",
 ]
 
@@ -155,9 +162,11 @@ def image_folder_classes(root: str | Path) -> list[str]:
 
 
 def load_image_folder(root: str | Path, size: int, classes: list[str] | None = None,
-                      split: str = "train", channels: int = 3,
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Images of ``<root>/<split>/<class>/`` as ``size`` x ``size`` raw BGR frames.
+                      split: str = "train", channels: int = 3, preprocess: str = "caffe",
+                      resize: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images of ``<root>/<split>/<class>/`` as ``size`` x ``size`` raw BGR frames, made by
+    :func:`model.photos.to_network_input` with ``preprocess`` and ``resize`` (pass the
+    spec's ``preprocess`` / ``resize`` so training sees what the accelerator sees).
 
     ``classes`` fixes the label order (label i = ``classes[i]``); by default the sorted
     sub-folders of ``<root>/train``, so 'train' and 'val' get the same labels. Files whose
@@ -193,7 +202,7 @@ def load_image_folder(root: str | Path, size: int, classes: list[str] | None = N
             raise InputError(f"{class_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
         for path in files:
             try:
-                frame = to_network_input(load_image(path).rgb, size)
+                frame = to_network_input(load_image(path).rgb, size, preprocess, resize)
             except (ValueError, OSError) as exc:
                 msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
                 raise InputError(f"unreadable image: {msg}") from exc
@@ -204,3 +213,76 @@ def load_image_folder(root: str | Path, size: int, classes: list[str] | None = N
     if not xs:
         raise InputError(f"{split_dir}: no images in any class folder")
     return np.stack(xs), np.asarray(ys, dtype=np.int64)
+
+
+@dataclass
+class EvalFolder:
+    """What :func:`scan_eval_folder` found, in a fixed order (sorted by path).
+
+    ``images``: (path, label) pairs, the label an int class index or None when the folder
+    is flat. ``classes``: class folder name -> class index (empty when flat). ``skipped``:
+    (path, reason) of what is not evaluated and why (nested folders); unreadable image
+    files are found only when read, by the caller.
+    """
+
+    root: Path
+    labelled: bool
+    images: list[tuple[Path, int | None]]
+    classes: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def scan_eval_folder(root: str | Path, label_of: Callable[[str], int],
+                     limit: int = 0, seed: int = 0) -> EvalFolder:
+    """The images to evaluate under ``root``, not yet read.
+
+    ``root`` holds either only class sub-folders (labelled; ``label_of`` maps a folder
+    name to a class index and raises ``InputError`` for a name it does not know, e.g.
+    :func:`model.imagenet.imagenet_label`) or only files (flat, unlabelled). Every visible
+    file counts as an image (one that does not decode is reported by whoever reads it);
+    hidden files (``.name``) are ignored; folders nested in a class folder are listed in
+    ``skipped``. ``limit`` > 0 keeps a seeded random subset of that many images, in path
+    order. Raises ``InputNotFound`` when ``root`` is missing, ``InputError`` when it is not
+    a folder, mixes class folders with loose files, holds no image, or two class folders
+    stand for the same class (both named).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputNotFound(f"evaluation folder not found: {root}")
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder (expected class sub-folders or images)")
+    entries = sorted(p for p in root.iterdir() if _visible(p))
+    dirs = [p for p in entries if p.is_dir()]
+    files = [p for p in entries if not p.is_dir()]
+    if dirs and files:
+        raise InputError(f"{root} mixes class folders ({', '.join(p.name for p in dirs[:3])}"
+                         f"{', ...' if len(dirs) > 3 else ''}) with loose files "
+                         f"({', '.join(p.name for p in files[:3])}"
+                         f"{', ...' if len(files) > 3 else ''}); use one layout")
+    found = EvalFolder(root, labelled=bool(dirs), images=[])
+    if not dirs:
+        found.images = [(p, None) for p in files]
+    by_class: dict[int, str] = {}
+    for d in dirs:
+        label = label_of(d.name)
+        if label in by_class:
+            raise InputError(f"{root}: class folders {by_class[label]!r} and {d.name!r} both "
+                             f"stand for class {label}; keep one")
+        by_class[label] = d.name
+        found.classes[d.name] = label
+        for p in sorted(q for q in d.iterdir() if _visible(q)):
+            if p.is_dir():
+                found.skipped.append((p, "a folder inside a class folder (not searched)"))
+            else:
+                found.images.append((p, label))
+    if not found.images:
+        raise InputError(f"{root}: no images"
+                         + (" in any class folder" if dirs else ""))
+    if 0 < limit < len(found.images):
+        keep = np.random.default_rng(seed).choice(len(found.images), limit, replace=False)
+        found.images = [found.images[i] for i in sorted(keep)]
+    return found

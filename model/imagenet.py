@@ -10,10 +10,15 @@ against ``timm==1.0.31`` ``timm/data/_info/imagenet_synsets.txt`` and
 ``imagenet_synset_to_lemma.txt`` (Apache-2.0): every name is a WordNet lemma of the synset
 at the same index, except 134 ``crane bird`` and 639 ``maillot tank suit``, which
 torchvision made unique.
+
+The WordNet synset ids (``n01440764`` = 0, ...), which name the class folders of the
+ILSVRC-2012 validation layout, are in ``model/data/imagenet_synsets.txt``: timm's
+``imagenet_synsets.txt`` copied unchanged (origin and checksums in its header).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,11 +26,29 @@ import numpy as np
 
 from model.errors import InputError
 
-__all__ = ["CLASS_NAMES_FILE", "NUM_CLASSES", "imagenet_class_names", "imagenet_label",
-           "top_k"]
+__all__ = ["CLASS_NAMES_FILE", "NUM_CLASSES", "SYNSETS_FILE", "imagenet_class_names",
+           "imagenet_label", "imagenet_synsets", "top_k"]
 
 NUM_CLASSES = 1000
 CLASS_NAMES_FILE = Path(__file__).resolve().parent / "data" / "imagenet_classes.txt"
+SYNSETS_FILE = Path(__file__).resolve().parent / "data" / "imagenet_synsets.txt"
+_SYNSET = re.compile(r"n\d{8}")
+
+
+@lru_cache(maxsize=1)
+def _synsets() -> tuple[str, ...]:
+    text = SYNSETS_FILE.read_text(encoding="utf-8")
+    ids = tuple(line.strip() for line in text.splitlines() if not line.startswith("#"))
+    if (len(ids) != NUM_CLASSES or len(set(ids)) != NUM_CLASSES or list(ids) != sorted(ids)
+            or not all(_SYNSET.fullmatch(i) for i in ids)):
+        raise ValueError(f"{SYNSETS_FILE} must list {NUM_CLASSES} distinct WordNet ids "
+                         "n########, sorted")
+    return ids
+
+
+def imagenet_synsets() -> list[str]:
+    """The 1000 WordNet synset ids; element ``i`` is class index ``i`` (a new list)."""
+    return list(_synsets())
 
 
 @lru_cache(maxsize=1)
@@ -45,8 +68,16 @@ def _class_names() -> tuple[str, ...]:
 
 def imagenet_label(folder: str) -> int:
     """The class index an image-folder name stands for: a class name (case and '_' vs ' '
-    do not matter, e.g. ``Egyptian_cat``) or an index ``0``..``999``."""
+    do not matter, e.g. ``Egyptian_cat``), an index ``0``..``999`` or a WordNet synset id
+    (``n01440764``, the ILSVRC-2012 layout). Raises ``InputError`` naming the folder (with
+    close class names when there are) for anything else."""
     text = folder.strip()
+    if _SYNSET.fullmatch(text):
+        ids = _synsets()
+        if text in ids:
+            return ids.index(text)
+        raise InputError(f"class folder {folder!r} is a WordNet id that is not one of the "
+                         f"{NUM_CLASSES} ImageNet classes (ids: {SYNSETS_FILE})")
     if text.isdigit():
         if int(text) < NUM_CLASSES:
             return int(text)
@@ -59,8 +90,8 @@ def imagenet_label(folder: str) -> int:
 
     close = difflib.get_close_matches(key, lookup, n=3)
     hint = f"; close: {', '.join(repr(c) for c in close)}" if close else ""
-    raise InputError(f"class folder {folder!r} is not an ImageNet class name or index "
-                     f"0..{NUM_CLASSES - 1} (names: {CLASS_NAMES_FILE}){hint}")
+    raise InputError(f"class folder {folder!r} is not an ImageNet class name, index "
+                     f"0..{NUM_CLASSES - 1} or WordNet id (names: {CLASS_NAMES_FILE}){hint}")
 
 
 def imagenet_class_names() -> list[str]:

@@ -9,22 +9,42 @@ are fetched from the network on demand and are not used here), scikit-learn's
 ``grace_hopper.jpg``. :func:`load_image` reads a user's own picture.
 
 :func:`to_network_input` turns any of them into the frame the accelerator takes: the raw
-8-bit BGR pixels a camera would send, resized and centre-cropped to the network's square
-input. Mean subtraction is not done here: it is folded into the first layer's bias (see
-:mod:`model.weights`).
+8-bit BGR pixels a camera would send, cut to the network's square input by one of
+:data:`PREPROCESS_METHODS` (default ``caffe``: the whole picture resized to 256x256,
+ignoring its aspect ratio, then the centre 227x227, as the SqueezeNet Caffe models were
+evaluated); :func:`spec_frame` does it with the method and size a spec names
+(``input: {preprocess, resize}``). Mean subtraction is not done here: it is folded into
+the first layer's bias (see :mod:`model.weights`).
+
+Pictures of more than :data:`MAX_PIXELS` pixels or a side ratio above
+:data:`MAX_ASPECT` are refused before they are decoded or resized.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from model.errors import InputError, InputNotFound
 
-__all__ = ["Photo", "bundled_photos", "load_image", "to_network_input"]
+if TYPE_CHECKING:
+    from model.spec import NetworkSpec
+
+__all__ = ["MAX_ASPECT", "MAX_PIXELS", "PREPROCESS_METHODS", "Photo", "bundled_photos",
+           "default_resize", "load_image", "spec_frame", "to_network_input"]
+
+# ``caffe``: resize to resize x resize (aspect ratio ignored), centre crop (Caffe's
+# SqueezeNet evaluation: 256x256, crop 227). ``short_side``: the shorter side resized to
+# ``resize`` keeping the aspect ratio, centre crop (torchvision-style).
+PREPROCESS_METHODS: tuple[str, ...] = ("caffe", "short_side")
+# Refused before decoding: a 50-megapixel photo decodes to 150 MB of RGB; a 20:1 strip
+# resized on its short side would be 20x the crop wide. Both far beyond any camera frame.
+MAX_PIXELS = 50_000_000
+MAX_ASPECT = 20.0
 
 # Name -> file in scikit-image's data directory (all inside the scikit-image wheel).
 # ``data.cat`` is the same picture as ``chelsea``, so it is left out.
@@ -137,8 +157,10 @@ def load_image(path: str | Path) -> Photo:
     keeping the colour values as stored, not blended onto a background.
 
     Raises ``FileNotFoundError`` when ``path`` does not exist, ``ValueError`` naming the
-    path when it is a directory, is not an image, is truncated or corrupt, or has more than
-    8 bits per channel, and ``PermissionError`` when it cannot be opened.
+    path when it is a directory, is not an image, is truncated or corrupt, has more than
+    8 bits per channel, more than :data:`MAX_PIXELS` pixels or a side ratio above
+    :data:`MAX_ASPECT` (the last two checked from the header, before decoding), and
+    ``PermissionError`` when it cannot be opened.
     """
     path = Path(path)
     if not path.exists():
@@ -147,6 +169,7 @@ def load_image(path: str | Path) -> Photo:
         raise InputError(f"{path} is a directory, not an image file")
     try:
         with Image.open(path) as image:
+            _check_geometry(image.size[1], image.size[0], str(path))
             image = ImageOps.exif_transpose(image) or image
             image.load()
             rgb = _to_rgb_array(image, str(path))
@@ -161,28 +184,69 @@ def load_image(path: str | Path) -> Photo:
     return Photo(path.stem, rgb)
 
 
-def to_network_input(rgb: np.ndarray, size: int) -> np.ndarray:
+def _check_geometry(height: int, width: int, what: str) -> None:
+    """Refuse absurd pictures (InputError naming ``what``) before anything is allocated."""
+    if height * width > MAX_PIXELS:
+        raise InputError(f"{what}: {width}x{height} pixels ({height * width / 1e6:.0f} "
+                         f"megapixels) is more than the {MAX_PIXELS / 1e6:.0f} megapixels "
+                         "accepted; scale it down first")
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise InputError(f"{what}: {width}x{height} pixels has a side ratio above "
+                         f"{MAX_ASPECT:.0f}:1; crop it first")
+
+
+def default_resize(size: int, preprocess: str = "caffe") -> int:
+    """The resize a method uses for a ``size`` crop when none is given: ``caffe`` keeps
+    Caffe's 256/227 ratio (256 for 227, 39 for 35), ``short_side`` resizes to the crop."""
+    return round(size * 256 / 227) if preprocess == "caffe" else size
+
+
+def to_network_input(rgb: np.ndarray, size: int, preprocess: str = "caffe",
+                     resize: int | None = None) -> np.ndarray:
     """Return the ``size`` x ``size`` 8-bit BGR frame for the RGB photo ``rgb``.
 
-    The shorter side is resized to ``size`` with Pillow's bilinear filter (antialiased
-    when shrinking; skipped when it already is ``size``), keeping the aspect ratio, then
-    the centre ``size`` x ``size`` square is cut out (the extra pixel of an odd margin is
-    cut from the right/bottom), and the channels are reversed to B, G, R. The result is a
-    new C-contiguous ``uint8`` array of shape ``(size, size, 3)``: the raw pixels a camera
-    would send, without mean subtraction.
+    ``preprocess`` (one of :data:`PREPROCESS_METHODS`) says how the picture becomes a square:
 
-    Raises ``TypeError`` when ``rgb`` is not a numpy array of dtype uint8 and
-    ``ValueError`` when its shape is not (H, W, 3) or ``size`` is not a positive integer;
-    the message names what was received.
+    - ``caffe`` (default): resized to ``resize`` x ``resize`` whatever its aspect ratio
+      (default :func:`default_resize`: 256 for a 227 crop), then the centre ``size`` x
+      ``size`` cut out at offset ``(resize - size) // 2`` on both axes (Caffe's test-time
+      crop; 14 for 256 -> 227).
+    - ``short_side``: the shorter side resized to ``resize`` (default ``size``) keeping the
+      aspect ratio, then the centre square cut out (the extra pixel of an odd margin is
+      cut from the right/bottom).
+
+    Resizing uses Pillow's bilinear filter (antialiased when shrinking) and is skipped when
+    the picture already has the target size. The channels are then reversed to B, G, R.
+    The result is a new C-contiguous ``uint8`` array of shape ``(size, size, 3)``: the raw
+    pixels a camera would send, without mean subtraction.
+
+    Raises ``TypeError`` when ``rgb`` is not a numpy array of dtype uint8, ``ValueError``
+    when its shape is not (H, W, 3), ``size`` or ``resize`` is not a positive integer,
+    ``resize`` is below ``size`` or ``preprocess`` is unknown (the message lists the
+    allowed ones), and :class:`~model.errors.InputError` (a ``ValueError``) when the
+    picture has more than :data:`MAX_PIXELS` pixels or a side ratio above
+    :data:`MAX_ASPECT`, before anything is resized. Messages name what was received.
     """
     _check_rgb(rgb, "rgb")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
+    if preprocess not in PREPROCESS_METHODS:
+        raise ValueError(f"preprocess: {preprocess!r} is not allowed; allowed: "
+                         f"{', '.join(PREPROCESS_METHODS)}")
     size = int(size)
+    if resize is None:
+        resize = default_resize(size, preprocess)
+    if isinstance(resize, bool) or not isinstance(resize, (int, np.integer)) or resize < size:
+        raise ValueError(f"resize must be an integer >= size ({size}), got {resize!r}")
+    resize = int(resize)
     height, width = rgb.shape[:2]
-    scale = size / min(height, width)
-    new_width = max(size, round(width * scale))
-    new_height = max(size, round(height * scale))
+    _check_geometry(height, width, "rgb")
+    if preprocess == "caffe":
+        new_width = new_height = resize
+    else:
+        scale = resize / min(height, width)
+        new_width = max(resize, round(width * scale))
+        new_height = max(resize, round(height * scale))
     if (new_width, new_height) != (width, height):
         image = Image.fromarray(np.ascontiguousarray(rgb))
         resized = np.asarray(
@@ -194,3 +258,22 @@ def to_network_input(rgb: np.ndarray, size: int) -> np.ndarray:
     left = (new_width - size) // 2
     crop = resized[top : top + size, left : left + size]
     return np.ascontiguousarray(crop[:, :, ::-1])
+
+
+def spec_frame(rgb: np.ndarray, spec: NetworkSpec) -> np.ndarray:
+    """The frame the network of ``spec`` takes for the RGB photo ``rgb``: its square input
+    size, its ``input.preprocess`` / ``input.resize`` and its channel count (one channel:
+    the rounded mean of B, G, R). uint8 ``(size, size, channels)``. Raises
+    :class:`~model.spec.SpecError` (a ``ValueError``) for a non-square input or a channel
+    count other than 1 or 3."""
+    from model.spec import SpecError
+
+    if spec.height != spec.width:
+        raise SpecError(f"photo frames are square crops; the spec asks for "
+                         f"{spec.height}x{spec.width}")
+    if spec.channels not in (1, 3):
+        raise SpecError(f"photos give 1 or 3 channels; the spec asks for {spec.channels}")
+    x = to_network_input(rgb, spec.height, spec.preprocess, spec.resize)
+    if spec.channels == 1:
+        x = x.mean(axis=2, keepdims=True).round().astype(np.uint8)
+    return x

@@ -10,6 +10,7 @@ used revision with a 3x3/64 conv1 and earlier pools).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 from model.errors import SqzError
+from model.photos import PREPROCESS_METHODS
 
 VARIANTS = ("v1.0", "v1.1", "custom")
 WEIGHT_SOURCES = ("imagenet", "random")
@@ -31,6 +33,18 @@ VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     "v1.1": {"conv1": {"filters": 64, "kernel": 3, "stride": 2},
              "pool_after": ["conv1", "fire3", "fire5"], "n_fire": 8},
 }
+
+
+# Identifiers that reach file names, Verilog module names and generated Tcl / Yosys / shell
+# scripts: checked against these patterns when a spec is loaded or a flag overrides it.
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+NAME_RULE = "a letter, then up to 63 letters, digits or '_'"
+# An AMD/Xilinx part number: xc + device (e.g. xczu9eg) + up to four '-' fields (package,
+# speed grade, temperature: xczu9eg-ffvb1156-2-e, xcu250-figd2104-2L-e).
+PART_PATTERN = re.compile(r"xc[a-z0-9]{3,12}(?:-[A-Za-z0-9]{1,12}){0,4}")
+PART_RULE = "an AMD part number such as xczu9eg-ffvb1156-2-e"
+CLOCK_MHZ = (10.0, 800.0)
+SEED_MAX = 2**32 - 1
 
 
 class SpecError(SqzError, ValueError):
@@ -102,6 +116,11 @@ class NetworkSpec:
     height: int = 227
     width: int = 227
     channels: int = 3
+    # How a photo becomes the input frame (model.photos.to_network_input): 'caffe' (resize
+    # to resize x resize, centre crop) or 'short_side'; resize None = the method's default
+    # (caffe: 256 for 227).
+    preprocess: str = "caffe"
+    resize: int | None = None
     classes: int = 1000
     weights: str = "imagenet"
     seed: int = 0
@@ -142,7 +161,7 @@ _SECTIONS = {
 _TOP_KEYS = {"name", "variant", "input", "classes", "weights", "seed", "bypass", "n_fire",
              "conv1", "pool_after", "metaparameters", "quantization", "compression",
              "target"}
-_INPUT_KEYS = {"height", "width", "channels"}
+_INPUT_KEYS = {"height", "width", "channels", "preprocess", "resize"}
 
 
 def _check_keys(where: str, given: dict, allowed: set[str]) -> None:
@@ -204,9 +223,47 @@ def _positive(where: str, value: Any) -> int:
     return value
 
 
+def check_name(where: str, value: Any) -> str:
+    """A spec name (it becomes file names, module names and script text): NAME_PATTERN."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise SpecError(f"{where}: {value!r} is not allowed; a name is {NAME_RULE}")
+    return value
+
+
+def check_part(where: str, value: Any) -> str:
+    """An FPGA part number (it is written into Tcl scripts): PART_PATTERN."""
+    if not isinstance(value, str) or not PART_PATTERN.fullmatch(value):
+        raise SpecError(f"{where}: {value!r} is not allowed; the part is {PART_RULE}")
+    return value
+
+
+def check_clock_mhz(where: str, value: Any) -> float:
+    lo, hi = CLOCK_MHZ
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not lo <= value <= hi:
+        raise SpecError(f"{where}: must be a number in {lo:g}..{hi:g} MHz, got {value!r}")
+    return float(value)
+
+
+def with_target(spec: NetworkSpec, backend: str | None = None, part: str | None = None,
+                clock_mhz: float | None = None) -> NetworkSpec:
+    """The spec with its target overridden (command-line flags), checked as a spec's are."""
+    target = spec.target
+    if backend is not None:
+        target = replace(target, backend=_choice("--backend", backend, BACKENDS))
+    if part is not None:
+        target = replace(target, part=check_part("--part", part))
+    if clock_mhz is not None:
+        target = replace(target, clock_mhz=check_clock_mhz("--clock-mhz", clock_mhz))
+    return replace(spec, target=target)
+
+
 def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
     """Validate a parsed YAML mapping and return the spec; errors name the key."""
     _check_keys("spec", raw, _TOP_KEYS)
+    for key in ("input", "conv1", "metaparameters", "quantization", "compression", "target"):
+        if key in raw and not isinstance(raw[key], dict):
+            raise SpecError(f"{key}: expected a mapping of keys, got {raw[key]!r}")
     variant = _choice("variant", raw.get("variant", "v1.1"), VARIANTS)
     base = VARIANT_DEFAULTS.get(variant, {})
     if variant == "custom":
@@ -257,19 +314,30 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
         )
     target = _section("target", TargetSpec, raw.get("target", {}))
     _choice("target.backend", target.backend, BACKENDS)
-    if not 10.0 <= target.clock_mhz <= 800.0:
-        raise SpecError(f"target.clock_mhz: must be 10..800, got {target.clock_mhz}")
+    check_part("target.part", target.part)
+    check_clock_mhz("target.clock_mhz", target.clock_mhz)
     if target.target_cycles_per_frame is not None:
         _positive("target.target_cycles_per_frame", target.target_cycles_per_frame)
+    height = _positive("input.height", inp.get("height", 227))
+    width = _positive("input.width", inp.get("width", 227))
+    preprocess = _choice("input.preprocess", inp.get("preprocess", "caffe"), PREPROCESS_METHODS)
+    resize = inp.get("resize")
+    if resize is not None and _positive("input.resize", resize) < max(height, width):
+        raise SpecError(f"input.resize: must be at least the input size {max(height, width)} "
+                        f"(the centre crop is cut from the resized picture), got {resize}")
     spec = NetworkSpec(
-        name=str(raw.get("name", default_name)),
+        name=check_name("name" if "name" in raw else f"name (from the file name "
+                        f"{default_name!r}; set name: in the spec)",
+                        raw.get("name", default_name)),
         variant=variant,
-        height=_positive("input.height", inp.get("height", 227)),
-        width=_positive("input.width", inp.get("width", 227)),
+        height=height,
+        width=width,
         channels=_positive("input.channels", inp.get("channels", 3)),
+        preprocess=preprocess,
+        resize=resize,
         classes=_positive("classes", raw.get("classes", 1000)),
         weights=_weights_source(raw.get("weights", "imagenet")),
-        seed=int(raw.get("seed", 0)),
+        seed=_seed(raw.get("seed", 0)),
         bypass=_choice("bypass", raw.get("bypass", "none"), BYPASS_MODES),
         n_fire=n_fire,
         conv1=conv1,
@@ -283,6 +351,12 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
     if spec.weights == "imagenet":
         _check_imagenet_compatible(spec)
     return spec
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise SpecError(f"seed: expected an integer 0..{SEED_MAX}, got {value!r}")
+    return value
 
 
 def _check_imagenet_compatible(spec: NetworkSpec) -> None:
@@ -306,9 +380,26 @@ def load_spec(path: str | Path) -> NetworkSpec:
     if not path.is_file():
         raise SpecError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot be read as text: {exc}") from None
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: {len(text):,d} bytes; a spec is at most "
+                        f"{MAX_SPEC_BYTES:,d}")
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+        problem = " ".join(str(exc).split())
+        raise SpecError(f"{path}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: YAML nested too deeply to be a spec") from None
     if raw is None:
-        raw = {}
+        raise SpecError(f"{path}: the file is empty; a spec is a mapping of keys (name, "
+                        "variant, input, ...), e.g. configs/tiny.yaml")
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping of spec keys, got "
+                        f"{type(raw).__name__}")
     return spec_from_dict(raw, default_name=path.stem)
+
+
+MAX_SPEC_BYTES = 1 << 20

@@ -25,6 +25,7 @@ import numpy as np
 from hls.plan.memory import LUTRAM_MAX_DEPTH, bram18_blocks
 from model import paths
 from model.errors import InputError
+from model.locks import hold
 
 DRIVER = paths.FIRMWARE / "sim" / "sqz_net_tb.cpp"
 BINARY = "sqz_net_tb"
@@ -63,7 +64,7 @@ def build(top: str, sources: list[Path], name: str) -> tuple[Path, float]:
     from sim.runner import ensure_simulator
 
     ensure_simulator("verilator")
-    out = fast_dir(name)
+    out = hold(fast_dir(name))   # one run at a time builds and runs here (model.locks)
     binary = out / "obj" / BINARY
     digest = hashlib.sha256()
     for part in (top, *VERILATOR_FLAGS, *MAKE_FLAGS):

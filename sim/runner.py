@@ -18,6 +18,7 @@ from pathlib import Path
 
 from model import paths
 from model.errors import InputError, ToolNotFound
+from model.locks import hold
 from model.paths import RTL_DIR
 
 RTL = RTL_DIR
@@ -72,7 +73,7 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, test_module
     ensure_simulator(sim)
     key = json.dumps({k: str(v) for k, v in sorted(parameters.items())}) + str(sources)
     tag = build_name or hashlib.sha1(key.encode()).hexdigest()[:12]
-    build_dir = paths.BUILD / "sim" / sim / toplevel / tag
+    build_dir = hold(paths.build_path("sim", sim, toplevel, tag))
     runner = get_runner(sim)
     build_args = []
     if sim == "verilator":

@@ -225,7 +225,7 @@ def test_results_csv_json_and_plots(tiny, tmp_path: Path, monkeypatch) -> None:
     assert "SR" in dse.format_table(res.rows).splitlines()[0]
 
 
-def test_cli_dse_hardware_only(tmp_path: Path, capsys) -> None:
+def test_cli_dse_hardware_only(tmp_path: Path, build_tmp: Path, capsys) -> None:
     import yaml
 
     from hls.cli import main
@@ -234,11 +234,11 @@ def test_cli_dse_hardware_only(tmp_path: Path, capsys) -> None:
     cfg.write_text(yaml.safe_dump(TINY))
     rc = main(["dse", "--config", str(cfg), "--sr", "0.25,0.5", "--pct", "0.5",
                "--epochs", "0", "--data", "synthetic:16", "--calib", "4",
-               "--engine", "serial", "--out", str(tmp_path / "out")])
+               "--engine", "serial", "--out", str(build_tmp / "out")])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "sweep wall time" in out and "results.csv" in out
-    assert len(list((tmp_path / "out" / "points").glob("*.json"))) == 2
+    assert len(list((build_tmp / "out" / "points").glob("*.json"))) == 2
 
 
 # ---------------------------------------------------------------------------- engines

@@ -106,9 +106,12 @@ def test_v11_memory_budget_and_refusal_on_a_small_part():
 
 
 def test_prepare_refuses_a_network_that_does_not_fit():
-    """v1.1's 1.2 MB of weights cannot live in a Zynq-7020's 280 BRAM18 (630 KB)."""
+    """v1.1's 1.2 MB of weights cannot live in a Zynq-7020's 280 BRAM18 (630 KB): refused
+    from the graph before the weights are even made (1,231,552 bytes x 8 bits against
+    280 x 18 Kib)."""
     spec = spec_from_dict({"weights": "random", "target": {"part": "xc7z020clg400-1"}})
-    with pytest.raises(DoesNotFitError, match=r"BRAM: needs \d+ BRAM18 .*xc7z020 has 280"):
+    with pytest.raises(DoesNotFitError, match=r"its weights alone need 9,852,416 bits, the "
+                                              r"part's block RAM holds 5,160,960 \(280 BRAM18"):
         prepare(spec)
 
 

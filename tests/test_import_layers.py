@@ -1,4 +1,5 @@
-"""Imports point one way: model -> plan -> backends -> DSE / simulation -> CLI.
+"""Imports point one way: model -> plan -> backends -> DSE / simulation -> inference
+(``hls.infer``: classify / eval over every backend) -> CLI.
 
 Every ``import`` statement in the packages, including those inside functions, is read
 with ``ast`` and checked against the layer table below. Test files (``tests/``,
@@ -21,8 +22,9 @@ ALLOWED: dict[str, set[str]] = {
     "hls.rtl": {"model", "hls.plan", "hls.rtl"},
     "hls.dse": {"model", "hls.plan", "hls.dse"},
     "sim": {"model", "hls.plan", "hls.rtl", "sim"},
+    "hls.infer": {"model", "hls.plan", "hls.hls4ml_backend", "hls.rtl", "sim", "hls.infer"},
     "hls.cli": {"model", "hls.plan", "hls.hls4ml_backend", "hls.rtl", "hls.dse", "sim",
-                "hls.cli"},
+                "hls.infer", "hls.cli"},
 }
 # third-party packages a layer must not need (the plan is backend-neutral)
 FORBIDDEN_THIRD_PARTY = {"model": {"hls4ml", "cocotb", "jinja2"},
@@ -105,6 +107,8 @@ def test_imports_point_down():
      "hls.rtl -> hls.hls4ml_backend"),
     ("hls.plan.perf", "import hls4ml\n", "backend-neutral"),
     ("hls.dse", "from hls.cli import main\n", "hls.dse -> hls.cli"),
+    ("sim.rtl_frames", "from hls.infer.classify import Classifier\n", "sim -> hls.infer"),
+    ("hls.infer.classify", "from hls.cli import main\n", "hls.infer -> hls.cli"),
 ])
 def test_a_violation_is_reported(module, source, expect):
     found = violations(source, module)

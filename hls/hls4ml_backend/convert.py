@@ -16,10 +16,11 @@ from pathlib import Path
 from hls.plan.folding import LayerFolding, hls_reuse_factor
 from hls.plan.streams import FifoPlan, fifo_plan
 from model.builder import INPUT_NAME, keras_output_name
+from model.errors import InputError
 from model.graph import Node
 from model.paths import HLS_PROJECT_NAME
 from model.quantize import QuantPlan
-from model.spec import NetworkSpec
+from model.spec import NetworkSpec, check_part
 
 PROJECT_NAME = HLS_PROJECT_NAME
 
@@ -86,6 +87,10 @@ def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
 
     register_custom_layers()
     backend = backend or spec.target.backend
+    # hls4ml writes the part and the output folder into project.tcl / build_prj.tcl as
+    # they are: both are checked here, at the boundary, whatever built the spec.
+    check_part("target.part", spec.target.part)
+    check_tcl_safe_path(Path(output_dir))
     cfg = hls_config(model, nodes, plan, folding, backend, trace)
     hls_model = hls4ml.converters.convert_from_keras_model(
         model,
@@ -101,6 +106,18 @@ def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
     apply_fifo_depths(hls_model, nodes, fifos or fifo_plan(nodes, folding))
     apply_weight_sharing(hls_model, nodes, plan)
     return hls_model
+
+
+def check_tcl_safe_path(path: Path) -> Path:
+    """A path hls4ml will write into Tcl: no character Tcl substitutes or ends a word on
+    inside double quotes ($ [ ] \\ " { }) and no control character."""
+    text = str(path.resolve())
+    bad = sorted({c for c in text if c in '$[]\\"{}' or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise InputError(f"HLS project folder {text!r} holds {''.join(bad)!r}, which Tcl "
+                         "would interpret; use a checkout path without $ [ ] \\ \" { } or "
+                         "control characters")
+    return path
 
 
 def _same_type(prec, fmt, modes: bool) -> bool:

@@ -17,12 +17,13 @@ import numpy as np
 from hls.plan.prepare import Frame, Prepared
 from model import paths
 from model.builder import keras_output_name
+from model.locks import hold
 from model.quantize import float_forward, run_golden
 from model.spec import NetworkSpec
 
 
 def project_dir(spec: NetworkSpec, backend: str | None = None) -> Path:
-    return paths.BUILD / "hls" / f"{spec.name}_{(backend or spec.target.backend).lower()}"
+    return paths.build_path("hls", f"{spec.name}_{(backend or spec.target.backend).lower()}")
 
 
 def build_project(prep: Prepared, backend: str | None = None, out_dir: Path | None = None,
@@ -31,7 +32,7 @@ def build_project(prep: Prepared, backend: str | None = None, out_dir: Path | No
     from hls.hls4ml_backend.convert import convert
     from model.builder import build_qkeras
 
-    out_dir = out_dir or project_dir(prep.spec, backend)
+    out_dir = hold(out_dir or project_dir(prep.spec, backend), log=log)  # model.locks
     t0 = time.perf_counter()
     qmodel = build_qkeras(prep.spec, prep.nodes, prep.plan)
     hls_model = convert(prep.spec, prep.nodes, prep.plan, qmodel, prep.folding, out_dir,
@@ -61,7 +62,9 @@ class CsimResult:
     compared: int = 0
     mismatches: int = 0
     per_layer: dict[str, list[int]] = field(default_factory=dict)  # name -> [compared, bad]
-    logits: list[np.ndarray] = field(default_factory=list)
+    logits: list[np.ndarray] = field(default_factory=list)  # the golden model's, per frame
+    # the C simulation's own output stream per frame, as integers of the logit format
+    outputs: list[np.ndarray] = field(default_factory=list)
     first_mismatch: str = ""
 
 
@@ -116,13 +119,16 @@ def trace_frame(hls_model, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def run_csim(prep: Prepared, hls_model, frames: list[Frame] | None = None,
-             log=print) -> CsimResult:
-    """Every traced layer of every frame compared with the golden model as integers."""
+             log=print, progress=None) -> CsimResult:
+    """Every traced layer of every frame compared with the golden model as integers.
+
+    ``progress``, when given, wraps the frame loop (e.g. ``model.progress.progress``
+    with its description bound)."""
     frames = prep.frames if frames is None else frames
     nodes_by_keras = {keras_output_name(n): n for n in prep.nodes}
     pre_names = {n.name: n for n in prep.nodes if n.kind == "conv"}
     res = CsimResult()
-    for fr in frames:
+    for fr in (progress(frames) if progress else frames):
         gold = run_golden(prep.nodes, prep.plan, fr.pixels, keep_pre=True)
         trace = trace_frame(hls_model, fr.pixels.astype(np.float64))
         compared_here = 0
@@ -141,6 +147,8 @@ def run_csim(prep: Prepared, hls_model, frames: list[Frame] | None = None,
             else:
                 continue
             got = fmt.from_real_exact(np.asarray(value).reshape(want.shape), name)
+            if name == "__output__":
+                res.outputs.append(got)
             bad = int(np.count_nonzero(got != want))
             stat = res.per_layer.setdefault(name, [0, 0])
             stat[0] += want.size

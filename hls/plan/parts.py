@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from model.errors import InputError
+from model.spec import check_part
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ PARTS = {
 
 
 def part_info(part: str) -> Part:
+    check_part("part", part)
     for key, info in PARTS.items():
         if part.lower().startswith(key):
             return info

@@ -21,7 +21,7 @@ from model.builder import float_weights
 from model.errors import DoesNotFitError
 from model.graph import Node, build_graph
 from model.quantize import FloatWeights, QuantPlan, calibrate
-from model.spec import NetworkSpec, SpecError
+from model.spec import NetworkSpec
 
 
 @dataclass
@@ -46,21 +46,11 @@ class Prepared:
 
 
 def demo_frames(spec: NetworkSpec) -> list[Frame]:
-    """The bundled real photos, resized and cropped to the network input, as raw BGR."""
-    from model.photos import bundled_photos, to_network_input
+    """The bundled real photos as the network's input frames (raw BGR, the spec's
+    preprocessing: model.photos.spec_frame)."""
+    from model.photos import bundled_photos, spec_frame
 
-    if spec.height != spec.width:
-        raise SpecError(f"the photo frames are square crops; the spec asks for "
-                         f"{spec.height}x{spec.width}")
-    frames = []
-    for p in bundled_photos():
-        x = to_network_input(p.rgb, spec.height)
-        if spec.channels == 1:
-            x = x.mean(axis=2, keepdims=True).round().astype(np.uint8)
-        elif spec.channels != 3:
-            raise SpecError(f"photos have 1 or 3 channels; the spec asks for {spec.channels}")
-        frames.append(Frame(p.name, x))
-    return frames
+    return [Frame(p.name, spec_frame(p.rgb, spec)) for p in bundled_photos()]
 
 
 def fold(spec: NetworkSpec, nodes: list[Node], cap: int | None = None,
@@ -120,9 +110,38 @@ def fifos_and_memory(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan,
     return fifo, memory_report(nodes, plan, folding, fifo, spec.target.part)
 
 
+# The float model's largest activation tensor (calibration holds a few per frame): more
+# than this many values is refused before anything is allocated.
+MAX_ACTIVATION_VALUES = 64 * 2**20
+
+
+def check_bounds(spec: NetworkSpec, nodes: list[Node]) -> None:
+    """Refuse, from the graph alone and before any weight or activation is allocated, a
+    network whose weights cannot fit the part's block RAM whatever the folding, or whose
+    activations are too large to calibrate here; the message gives the figures."""
+    from hls.plan.parts import part_info
+
+    part = part_info(spec.target.part)
+    weight_bits = sum(n.weight_count for n in nodes) * spec.quant.weight_bits
+    capacity = part.bram18 * 18 * 1024 + part.uram * 288 * 1024
+    if weight_bits > capacity:
+        raise DoesNotFitError(
+            f"{spec.name} does not fit {spec.target.part}: its weights alone need "
+            f"{weight_bits:,d} bits, the part's block RAM holds {capacity:,d} "
+            f"({part.bram18:,d} BRAM18{f' + {part.uram} URAM' if part.uram else ''})")
+    big = max(nodes, key=lambda n: n.out_shape[0] * n.out_shape[1] * n.out_shape[2])
+    values = big.out_shape[0] * big.out_shape[1] * big.out_shape[2]
+    if values > MAX_ACTIVATION_VALUES:
+        raise DoesNotFitError(
+            f"{spec.name}: layer {big.name} outputs {'x'.join(map(str, big.out_shape))} = "
+            f"{values:,d} values per frame; at most {MAX_ACTIVATION_VALUES:,d} are allowed "
+            "(input size and filters of the spec)")
+
+
 def prepare(spec: NetworkSpec, log=print) -> Prepared:
     t0 = time.perf_counter()
     nodes = build_graph(spec)
+    check_bounds(spec, nodes)
     weights = float_weights(spec, nodes, paths.BUILD / "weights")
     t1 = time.perf_counter()
     frames = demo_frames(spec)

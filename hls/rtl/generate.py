@@ -16,6 +16,7 @@ from hls.plan.streams import FifoPlan, fifo_plan
 from hls.rtl.mem import pack_bias_hex, pack_codebook_hex, pack_indices_hex, pack_weights_hex
 from hls.rtl.passes import RtlDesign, build_design, mem_paths
 from model.graph import Node
+from model.locks import hold
 from model.paths import RTL_DIR
 from model.quantize import QuantPlan
 
@@ -64,7 +65,7 @@ def generate_rtl(top: str, nodes: list[Node], plan: QuantPlan,
                  source: str = "", description: str = "",
                  fifos: FifoPlan | None = None, debug_counters: bool = False) -> RtlDesign:
     """Write ``<out_dir>/<top>.v`` and the ROM files; returns the design description."""
-    out_dir = Path(out_dir).resolve()
+    out_dir = hold(out_dir)   # one run at a time writes this folder (model.locks)
     mem_dir = out_dir / "mem"
     fifos = fifos or fifo_plan(nodes, folding)
     design = build_design(top, nodes, plan, folding, fifos, mem_dir)
