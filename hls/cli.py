@@ -37,7 +37,8 @@ def _load(args):
 
     return with_target(load_spec(args.config), backend=getattr(args, "backend", None),
                        part=getattr(args, "part", None),
-                       clock_mhz=getattr(args, "clock_mhz", None))
+                       clock_mhz=getattr(args, "clock_mhz", None),
+                       calibration=getattr(args, "calibration", None))
 
 
 def cmd_info(args) -> int:
@@ -68,6 +69,7 @@ def cmd_csim(args) -> int:
     spec = _load(args)
     print(f"== {spec.name}: preparing weights, calibration ({spec.weights} weights)")
     prep = prepare(spec)
+    print(f"   calibrated on {prep.calibration}")
     frames = prep.frames[: args.frames] if args.frames else prep.frames
     print(f"== hls4ml: converting and compiling ({spec.target.backend}, io_stream, Resource)")
     _, hls_model = build_project(prep, backend=spec.target.backend)
@@ -100,7 +102,7 @@ def cmd_csim(args) -> int:
         print(f"   float model top-1: {int(f_top[0])}"
               + (f" {names[f_top[0]]}" if names else ""))
     n = len(frames)
-    what = ("uncompressed float vs compressed 8-bit" if prep.uncompressed is not None
+    what = ("uncompressed float vs compressed 8-bit" if spec.compression.active
             else "float vs 8-bit")
     print(f"{what} on {n} photos: top-1 equal {agree1}/{n}, top-5 sets equal "
           f"{agree5}/{n}, top-5 overlap {overlap5}/{5 * n}")
@@ -634,6 +636,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--part", help="FPGA part (default: the config's)")
             p.add_argument("--clock-mhz", type=CLOCK_MHZ,
                            help="target clock (default: the config's)")
+        if name in ("csim", "synth", "rtl-synth", "classify", "eval"):
+            p.add_argument("--calibration", metavar="SET_OR_DIR",
+                           help="calibration photos: photo-set (the pinned set, default), "
+                                "bundled (the demo photos) or a folder of images")
         if name == "classify":
             p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
             # not `backend`: _load reads that as the hls4ml backend (Vitis / Vivado)

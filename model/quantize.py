@@ -97,6 +97,41 @@ def _int_bits_unsigned(value: float, width: int) -> int:
     return max(math.ceil(math.log2(value * (1 + 2.0**-width))), 0)
 
 
+def rounded_weights(weights: FloatWeights, quant) -> FloatWeights:
+    """The float weights rounded to each layer's 8-bit weight format, as the plan stores
+    them (biases unchanged)."""
+    out = {}
+    for name, (w, b) in weights.items():
+        fmt = weight_format(w, quant.weight_bits)
+        out[name] = (fmt.to_real(fmt.quantize(w)).astype(w.dtype), b)
+    return out
+
+
+MSE_CANDIDATES = 5        # integer-bit choices tried below the one that covers the maximum
+MSE_SAMPLE = 4_000_000    # activation values the squared error is measured on (seeded)
+
+
+def _mse_level(x: np.ndarray, bits: int, seed: int = 0) -> float:
+    """The calibration level whose unsigned ``bits``-bit format gives ``x`` (ReLU
+    outputs) the least mean squared error after AP_RND rounding and AP_SAT saturation,
+    among the format covering ``x.max()`` and the MSE_CANDIDATES - 1 narrower ones (finer
+    steps, more saturation). Returned as a level that ``_int_bits_unsigned`` maps to the
+    chosen integer bits."""
+    if x.size > MSE_SAMPLE:
+        x = np.random.default_rng(seed).choice(x, MSE_SAMPLE, replace=False)
+    x = x.astype(np.float64)
+    top = _int_bits_unsigned(float(x.max()), bits)
+    best, best_err = top, math.inf
+    for ib in range(top, max(top - MSE_CANDIDATES, 0) - 1, -1):
+        step = 2.0 ** (ib - bits)
+        q = np.clip(np.floor(x / step + 0.5), 0, 2**bits - 1) * step
+        err = float(np.mean((q - x) ** 2))
+        if err < best_err:
+            best, best_err = ib, err
+    # just below 2**best / (1 + 2**-bits): _int_bits_unsigned gives back ``best``
+    return 0.0 if best == 0 else 2.0**best / (1 + 2.0**-bits) * (1 - 2.0**-20)
+
+
 def weight_format(w: np.ndarray, bits: int) -> FixedFormat:
     """Smallest ``ap_fixed<bits,I>`` whose range holds max|w| (negative end exactly).
 
@@ -151,16 +186,25 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
             acts = float_forward(nodes, weights, f)
             for n in nodes:
                 stats[n.name].append(np.ravel(acts[n.name]))
-        level = {name: float(np.percentile(np.concatenate(v), q.calibration_percentile))
-                 for name, v in stats.items()}
+        values = {name: np.concatenate(v) for name, v in stats.items()}
+        level = {name: float(np.percentile(v, q.calibration_percentile))
+                 for name, v in values.items()}
     for n in nodes:  # float32 overflow (huge weights) leaves no range to choose a format from
-        if not math.isfinite(level[n.name]):
+        if not math.isfinite(level[n.name]) or not math.isfinite(float(values[n.name].max())):
             raise InputError(_overflow_message(n.name, nodes, weights))
     for n in nodes:  # the two expand convs of a Fire module share the concat's format
         if n.kind == "concat":
             shared = max(level[i] for i in n.inputs)
             for i in n.inputs:
                 level[i] = shared
+    if q.calibration_method == "mse":
+        joined = {i: n.inputs for n in nodes if n.kind == "concat" for i in n.inputs}
+        for n in nodes:
+            if n.kind not in ("conv", "add"):
+                continue
+            names = joined.get(n.name, (n.name,))
+            x = np.concatenate([values[i] for i in names])
+            level[n.name] = _mse_level(x, q.activation_bits, seed=len(names))
     layers: dict[str, LayerQuant] = {}
     fmt_of = {"frame": INPUT_FORMAT, "input_1": INPUT_FORMAT}
     for n in nodes:

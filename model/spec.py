@@ -77,6 +77,18 @@ class QuantSpec:
     accumulator_bits: int = 32   # upper bound; the exact need is computed per layer
     logit_bits: int = 16         # global-average-pool output
     calibration_percentile: float = 99.99
+    # How an activation format's integer bits are chosen from the calibration activations:
+    # 'mse' (the candidate with the least squared error after rounding and saturation, as
+    # TensorRT / Vitis AI do) or 'percentile' (the range just covers calibration_percentile).
+    calibration_method: str = "mse"
+    # Bias correction of the dense design (Nagel et al. 2019): each channel's bias absorbs
+    # the mean shift the 8-bit weight rounding causes on the calibration frames.
+    bias_correction: bool = True
+    # The photos the formats (and the bias correction of compression) are calibrated on:
+    # 'photo-set' (the pinned calibration set of model.photo_sets, disjoint from the demo
+    # photos and the evaluation set), 'bundled' (the 11 demo photos themselves: their
+    # fidelity figures are then not independent) or the path of a folder of images.
+    calibration: str = "photo-set"
 
 
 @dataclass(frozen=True)
@@ -237,6 +249,23 @@ def check_part(where: str, value: Any) -> str:
     return value
 
 
+CALIBRATION_SETS = ("photo-set", "bundled")
+CALIBRATION_METHODS = ("mse", "percentile")
+
+
+def check_calibration(where: str, value: Any) -> str:
+    """'photo-set', 'bundled' or an existing folder of images."""
+    if value in CALIBRATION_SETS:
+        return value
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise SpecError(f"{where}: {value!r} is not allowed; give {' or '.join(CALIBRATION_SETS)}"
+                        " or the path of a folder of images")
+    if not Path(value).is_dir():
+        raise SpecError(f"{where}: {value!r} is not a folder; give "
+                        f"{' or '.join(CALIBRATION_SETS)} or the path of a folder of images")
+    return value
+
+
 def check_clock_mhz(where: str, value: Any) -> float:
     lo, hi = CLOCK_MHZ
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -246,8 +275,12 @@ def check_clock_mhz(where: str, value: Any) -> float:
 
 
 def with_target(spec: NetworkSpec, backend: str | None = None, part: str | None = None,
-                clock_mhz: float | None = None) -> NetworkSpec:
-    """The spec with its target overridden (command-line flags), checked as a spec's are."""
+                clock_mhz: float | None = None, calibration: str | None = None) -> NetworkSpec:
+    """The spec with its target (and calibration photos) overridden (command-line flags),
+    checked as a spec's are."""
+    if calibration is not None:
+        spec = replace(spec, quant=replace(spec.quant, calibration=check_calibration(
+            "--calibration", calibration)))
     target = spec.target
     if backend is not None:
         target = replace(target, backend=_choice("--backend", backend, BACKENDS))
@@ -304,6 +337,8 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
         raise SpecError(f"quantization.logit_bits: must be 8..24, got {quant.logit_bits}")
     if not 90.0 <= quant.calibration_percentile <= 100.0:
         raise SpecError("quantization.calibration_percentile: must be 90..100")
+    check_calibration("quantization.calibration", quant.calibration)
+    _choice("quantization.calibration_method", quant.calibration_method, CALIBRATION_METHODS)
     compression = _section("compression", CompressionSpec, raw.get("compression", {}))
     if not 0.0 <= compression.sparsity < 1.0:
         raise SpecError(f"compression.sparsity: must lie in [0, 1), got {compression.sparsity}")

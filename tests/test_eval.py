@@ -66,7 +66,7 @@ def test_eval_labelled_folder_matches_a_direct_computation(default_prep, labelle
     rows = {}
     for path, label in items:
         frame = caffe(path)
-        ft = top5(float_forward(default_prep.nodes, default_prep.weights, frame)[gap])
+        ft = top5(float_forward(default_prep.nodes, default_prep.reference, frame)[gap])
         golden = run_golden(default_prep.nodes, default_prep.plan, frame)
         qt = top5(golden[gap])
         conv1_sat += int((golden["conv1"] == qmax).sum())
@@ -127,7 +127,7 @@ def test_eval_unlabelled_folder_reports_agreement_only(tiny_prep, tmp_path, buil
     agree = overlap = 0
     for p in paths:
         frame = caffe(p, 35, 39)  # tiny: 35 x 35, Caffe ratio 256/227 -> 39
-        ft = top5(float_forward(tiny_prep.nodes, tiny_prep.weights, frame)[gap])
+        ft = top5(float_forward(tiny_prep.nodes, tiny_prep.reference, frame)[gap])
         qt = top5(run_golden(tiny_prep.nodes, tiny_prep.plan, frame)[gap])
         agree += qt[0] == ft[0]
         overlap += len(set(qt) & set(ft))

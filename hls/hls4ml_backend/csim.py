@@ -174,5 +174,5 @@ def run_csim(prep: Prepared, hls_model, frames: list[Frame] | None = None,
 
 def float_logits(prep: Prepared, frame: Frame) -> np.ndarray:
     """The float model's logits: the uncompressed network when the spec compresses it."""
-    weights = prep.uncompressed if prep.uncompressed is not None else prep.weights
+    weights = prep.reference
     return float_forward(prep.nodes, weights, frame.pixels)[prep.nodes[-1].name]

@@ -208,7 +208,7 @@ def evaluate(prep: Prepared, data: str | Path, out_dir: Path, *, dense: Prepared
 
             dense = prepare(replace(spec, compression=CompressionSpec()), log=log)
         designs = [dense, prep]
-    float_w = prep.uncompressed if prep.uncompressed is not None else prep.weights
+    float_w = prep.reference
     gap = prep.nodes[-1].name
     layout = (f"{len(found.classes)} class folders (labelled)" if found.labelled
               else "flat folder (unlabelled: agreement only)")

@@ -41,8 +41,56 @@ class Prepared:
     fifo: FifoPlan
     memory: MemoryReport
     timings: dict[str, float] = field(default_factory=dict)
-    # the weights before spec.compression (None when the spec compresses nothing)
+    # the float model: the weights before compression and bias correction (None when
+    # ``weights`` are those; see ``reference``)
     uncompressed: FloatWeights | None = None
+    # where the calibration frames came from (spec quantization.calibration), one line
+    calibration: str = ""
+
+    @property
+    def reference(self) -> FloatWeights:
+        """The float model the 8-bit design is measured against."""
+        return self.uncompressed if self.uncompressed is not None else self.weights
+
+
+# A calibration folder is read up to this many images (sorted by path).
+MAX_CALIBRATION_IMAGES = 256
+
+
+def calibration_frames(spec: NetworkSpec, log=print) -> tuple[list[Frame], str]:
+    """The frames ``quantization.calibration`` names, as the network's input, and a line
+    saying where they come from. A folder is read recursively (sorted, at most
+    MAX_CALIBRATION_IMAGES); a file in it that is not a readable image stops it, naming
+    the file."""
+    from model.photos import bundled_photos, load_image, spec_frame
+
+    source = spec.quant.calibration
+    if source == "bundled":
+        photos = bundled_photos()
+        what = (f"the {len(photos)} bundled demo photos (the csim photos themselves: their "
+                "fidelity is then not independent)")
+    elif source == "photo-set":
+        from model.photo_sets import photo_set
+
+        photos = photo_set("calibration", log=log)
+        what = (f"{len(photos)} photos of the pinned calibration set (model/photo_sets.py; "
+                "disjoint from the demo photos and the evaluation set)")
+    else:
+        from pathlib import Path
+
+        from model.errors import InputError
+
+        files = sorted(p for p in Path(source).rglob("*") if p.is_file()
+                       and not p.name.startswith("."))
+        if not files:
+            raise InputError(f"calibration folder {source} holds no files")
+        if len(files) > MAX_CALIBRATION_IMAGES:
+            log(f"calibration: {len(files)} files in {source}; using the first "
+                f"{MAX_CALIBRATION_IMAGES} (sorted by path)")
+            files = files[:MAX_CALIBRATION_IMAGES]
+        photos = [load_image(f) for f in files]
+        what = f"{len(photos)} images of {source}"
+    return [Frame(p.name, spec_frame(p.rgb, spec)) for p in photos], what
 
 
 def demo_frames(spec: NetworkSpec) -> list[Frame]:
@@ -145,6 +193,7 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
     weights = float_weights(spec, nodes, paths.BUILD / "weights")
     t1 = time.perf_counter()
     frames = demo_frames(spec)
+    calib, calib_what = calibration_frames(spec, log)
     c = spec.compression
     original = None
     if c.active:  # Deep Compression in float, before calibration and quantization
@@ -152,13 +201,23 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
 
         original = weights
         weights, _ = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
-        weights = correct_biases(nodes, original, weights, [f.pixels for f in frames])
+        weights = correct_biases(nodes, original, weights, [f.pixels for f in calib])
         log("compression: "
             + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
                if c.sparsity else "no pruning")
             + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
                "indices)" if c.share_bits else "") + "; biases corrected")
-    plan = calibrate(nodes, weights, [f.pixels for f in frames], spec)
+    elif spec.quant.bias_correction:
+        # Rounding to the 8-bit grid shifts each output channel's mean as compression does:
+        # the same correction (on the calibration frames), the weights themselves unchanged.
+        from model.compress import correct_biases
+        from model.quantize import rounded_weights
+
+        original = weights
+        corrected = correct_biases(nodes, weights, rounded_weights(weights, spec.quant),
+                                   [f.pixels for f in calib])
+        weights = {name: (w, corrected[name][1]) for name, (w, _b) in weights.items()}
+    plan = calibrate(nodes, weights, [f.pixels for f in calib], spec)
     t2 = time.perf_counter()
     folding, fifo, mem = _fold_to_fit(spec, nodes, plan)
     bottleneck = max(f.cycles for f in folding.values())
@@ -171,6 +230,6 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
         raise DoesNotFitError(f"{spec.name} does not fit {spec.target.part}: "
                               + "; ".join(problems))
     return Prepared(spec, nodes, weights, frames, plan, folding, fifo, mem,
-                    {"weights_s": t1 - t0, "calibration_s": t2 - t1}, original)
+                    {"weights_s": t1 - t0, "calibration_s": t2 - t1}, original, calib_what)
 
 
