@@ -397,6 +397,12 @@ def _labelled_data(spec, args, imagenet_names: bool, without_val: str) -> _Label
             from model.imagenet import imagenet_label
 
             labels = np.array([imagenet_label(c) for c in folders], dtype=np.int64)
+            first: dict[int, str] = {}
+            for name, label in zip(folders, labels.tolist(), strict=True):
+                if label in first:
+                    raise SpecError(f"{root}/train: class folders {first[label]!r} and "
+                                    f"{name!r} both stand for class {label}; keep one")
+                first[label] = name
         elif len(folders) == spec.classes:
             labels = np.arange(len(folders))
         else:

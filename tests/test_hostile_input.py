@@ -121,7 +121,7 @@ def test_clock_flag_in_range_is_used(capsys):
     ("seed: true\n", "seed: expected an integer"),
     ("[1, 2]\n", "expected a mapping of spec keys, got list"),
     ("name: [unclosed\n", "not valid YAML"),
-    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "spec"),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "YAML nested too deeply to be a spec"),
 ])
 def test_malformed_spec_files_name_the_problem(tmp_path, capsys, text, key):
     path = tmp_path / "spec.yaml"
@@ -230,3 +230,15 @@ def test_numeric_and_path_flags_are_checked_in_one_line(capsys, argv, words):
     assert info.value.code == 2
     err = _one_error_line(capsys)
     assert words in err
+
+
+def test_training_folders_naming_one_class_twice_are_refused(tmp_path, capsys):
+    """'1' and 'goldfish' are both ImageNet class 1: refused before any training."""
+    from PIL import Image
+
+    for folder in ("1", "goldfish"):
+        (tmp_path / "train" / folder).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (10, 200, 30)).save(tmp_path / "train" / folder / "a.png")
+    assert cli.main(["finetune", "--data", str(tmp_path), "--epochs", "1"]) == 2
+    err = _one_error_line(capsys)
+    assert "class folders '1' and 'goldfish' both stand for class 1" in err
