@@ -84,6 +84,9 @@ class QuantSpec:
     # Bias correction of the dense design (Nagel et al. 2019): each channel's bias absorbs
     # the mean shift the 8-bit weight rounding causes on the calibration frames.
     bias_correction: bool = True
+    # Cross-layer equalization of the dense design (model.equalize): channel scales moved
+    # between consecutive convs so that one 8-bit format per layer fits every channel.
+    equalize: bool = True
     # The photos the formats (and the bias correction of compression) are calibrated on:
     # 'photo-set' (the pinned calibration set of model.photo_sets, disjoint from the demo
     # photos and the evaluation set), 'bundled' (the 11 demo photos themselves: their

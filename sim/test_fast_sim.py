@@ -115,10 +115,17 @@ def test_undersized_fifo_deadlock_names_the_fifo(network, tmp_path):
 
 
 def test_build_reused(network, plain):
-    """A second run with unchanged sources does not rebuild."""
+    """A second run with unchanged sources does not rebuild; this process holds the build
+    folder's lock (model.locks) from the first run on."""
+    from model import locks
+    from sim.fast import fast_dir
+    from sim.network import rtl_dir
+
     fig = _fast(network, stalls=False)
     assert fig["build_s"] == 0.0
     assert fig["total_cycles"] == plain["total_cycles"]
+    spec = network[0]
+    assert {fast_dir(spec.name), rtl_dir(spec)} <= set(locks.held())
 
 
 @pytest.mark.parametrize("define", [[], ["-DSQZ_FIFO_STATS"]], ids=["plain", "stats"])

@@ -207,16 +207,21 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
                if c.sparsity else "no pruning")
             + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
                "indices)" if c.share_bits else "") + "; biases corrected")
-    elif spec.quant.bias_correction:
-        # Rounding to the 8-bit grid shifts each output channel's mean as compression does:
-        # the same correction (on the calibration frames), the weights themselves unchanged.
-        from model.compress import correct_biases
-        from model.quantize import rounded_weights
-
+    else:
         original = weights
-        corrected = correct_biases(nodes, weights, rounded_weights(weights, spec.quant),
-                                   [f.pixels for f in calib])
-        weights = {name: (w, corrected[name][1]) for name, (w, _b) in weights.items()}
+        if spec.quant.equalize:  # exact in float: the reference logits do not change
+            from model.equalize import equalize
+
+            weights = equalize(nodes, weights)
+        if spec.quant.bias_correction:
+            # Rounding to the 8-bit grid shifts each output channel's mean as compression
+            # does: the same correction (on the calibration frames), weights unchanged.
+            from model.compress import correct_biases
+            from model.quantize import rounded_weights
+
+            corrected = correct_biases(nodes, weights, rounded_weights(weights, spec.quant),
+                                       [f.pixels for f in calib])
+            weights = {name: (w, corrected[name][1]) for name, (w, _b) in weights.items()}
     plan = calibrate(nodes, weights, [f.pixels for f in calib], spec)
     t2 = time.perf_counter()
     folding, fifo, mem = _fold_to_fit(spec, nodes, plan)
