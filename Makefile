@@ -89,7 +89,7 @@ sim-full: $(STAMP)
 # Tiers are pytest markers (pyproject.toml, conftest.py); `test` is pyproject's addopts
 # default, -m "not slow and not synth".
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=25
 
 test-unit: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m unit
