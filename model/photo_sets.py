@@ -84,6 +84,7 @@ import numpy as np
 from PIL import Image, features
 
 from model.errors import CheckFailed, InputError, ToolFailed, ToolNotFound
+from model.files import sha256_file, write_atomic
 from model.paths import build_path
 from model.photos import MAX_ASPECT, MAX_PIXELS, Photo, load_image
 
@@ -202,23 +203,10 @@ class DownloadError(ToolFailed):
 # --------------------------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256_file = sha256_file
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a uniquely named temporary file beside ``path`` and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+_write_atomic = write_atomic
 
 
 def _refuse_non_dir(path: Path, what: str) -> None:

@@ -38,7 +38,6 @@ import io
 import math
 import os
 import pickle
-import secrets
 import subprocess
 import sys
 import tarfile
@@ -51,6 +50,7 @@ from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn
 import numpy as np
 
 from model.errors import InputError, ToolFailed
+from model.files import sha256_file, write_atomic
 
 if TYPE_CHECKING:
     from model.quantize import FloatWeights
@@ -620,17 +620,7 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return out.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and
-    ``os.replace``, so a reader sees the old file or the whole new one, never a part."""
-    # A unique name per writer; open(..., "xb") creates it with the umask's permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+_write_atomic = write_atomic
 
 
 # --------------------------------------------------------------------------------------
@@ -752,12 +742,7 @@ def _load_cache(path: Path, log: Callable[[str], None]) -> Weights | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256 = sha256_file
 
 
 # --------------------------------------------------------------------------------------
