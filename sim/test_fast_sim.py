@@ -66,10 +66,13 @@ def test_fast_bit_exact_with_stalls(network, plain):
 
 
 def test_fast_cycles_match_cocotb(network, plain):
-    """The same cycles per frame and first-frame latency as the cocotb bench."""
+    """The same cycles per frame and first-frame latency as the cocotb bench (on tiny:
+    the cocotb bench of tiny_shared runs in sim/test_network.py)."""
     from sim.network import run_network
 
     spec, design, _sources, vectors = network
+    if spec.name != "tiny":
+        pytest.skip("the cocotb comparison needs one network: tiny")
     fig = run_network(spec, design, vectors, testcase="test_frames", stalls=False)
     assert fig["mismatches"] == 0
     assert plain["cycles_per_frame"] == fig["cycles_per_frame"]
