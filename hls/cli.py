@@ -208,11 +208,7 @@ def cmd_eval(args) -> int:
     on a folder of images (hls.infer.evaluate)."""
     from hls.infer.evaluate import evaluate
     from hls.plan.prepare import prepare
-    from model.errors import InputError
 
-    for opt in ("limit", "csim"):
-        if getattr(args, opt) < 0:
-            raise InputError(f"--{opt}: must be >= 0, got {getattr(args, opt)}")
     _quiet_tensorflow()
     spec = _load(args)
     t0 = time.perf_counter()
