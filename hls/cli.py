@@ -314,7 +314,7 @@ def cmd_compress(args) -> int:
     if args.hw_bits:
         _hardware_sharing(spec, nodes, weights, frames, args.hw_bits)
     print(f"compressed: {mbytes(rep.final_bits()):.2f} MB "
-          f"(from {mbytes(rep.dense_bits):.1f} MB at 32-bit)")
+          f"(from {mbytes(rep.dense_bits):.1f} MB at 32-bit) {rep.recipe()}")
     return 0
 
 

@@ -523,6 +523,16 @@ class CompressionReport:
     def final_bits(self) -> int:
         return total_bits(self.account, f"huffman{self.bits[0]}")
 
+    def recipe(self) -> str:
+        """What ``final_bits`` measures, in one parenthesis, with the other index widths."""
+        how = "one threshold per layer" if self.per_layer else "one global threshold"
+        others = ", ".join(f"{b}-bit indices {mbytes(total_bits(self.account, f'huffman{b}')):.2f}"
+                           f" MB" for b in self.bits[1:])
+        return (f"[recipe: {self.sparsity:.0%} pruned by magnitude, {how}, no retraining; "
+                f"{self.bits[0]}-bit k-means indices and {GAP_BITS}-bit relative indices, "
+                f"both Huffman-coded; 32-bit codebooks and biases"
+                + (f"; with {others}" if others else "") + "]")
+
     def schemes(self) -> list[str]:
         return (["dense32", "dense8", "sparse32", "sparse8"]
                 + [f"shared{b}" for b in self.bits] + [f"huffman{b}" for b in self.bits])

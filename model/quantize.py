@@ -111,6 +111,22 @@ MSE_CANDIDATES = 5        # integer-bit choices tried below the one that covers 
 MSE_SAMPLE = 4_000_000    # activation values the squared error is measured on (seeded)
 
 
+def _candidates(top_value: float, bits: int) -> range:
+    """Integer bits tried: the format covering ``top_value`` and MSE_CANDIDATES - 1 finer."""
+    top = _int_bits_unsigned(top_value, bits)
+    return range(top, max(top - MSE_CANDIDATES, 0) - 1, -1)
+
+
+def _level_of(int_bits: int, bits: int) -> float:
+    """A calibration level that ``_int_bits_unsigned`` maps back to ``int_bits``."""
+    return 0.0 if int_bits == 0 else 2.0**int_bits / (1 + 2.0**-bits) * (1 - 2.0**-20)
+
+
+def _rounded(x: np.ndarray, int_bits: int, bits: int) -> np.ndarray:
+    step = 2.0 ** (int_bits - bits)
+    return np.clip(np.floor(x / step + 0.5), 0, 2**bits - 1) * step
+
+
 def _mse_level(x: np.ndarray, bits: int, seed: int = 0) -> float:
     """The calibration level whose unsigned ``bits``-bit format gives ``x`` (ReLU
     outputs) the least mean squared error after AP_RND rounding and AP_SAT saturation,
@@ -120,16 +136,12 @@ def _mse_level(x: np.ndarray, bits: int, seed: int = 0) -> float:
     if x.size > MSE_SAMPLE:
         x = np.random.default_rng(seed).choice(x, MSE_SAMPLE, replace=False)
     x = x.astype(np.float64)
-    top = _int_bits_unsigned(float(x.max()), bits)
-    best, best_err = top, math.inf
-    for ib in range(top, max(top - MSE_CANDIDATES, 0) - 1, -1):
-        step = 2.0 ** (ib - bits)
-        q = np.clip(np.floor(x / step + 0.5), 0, 2**bits - 1) * step
-        err = float(np.mean((q - x) ** 2))
+    best, best_err = 0, math.inf
+    for ib in _candidates(float(x.max()), bits):
+        err = float(np.mean((_rounded(x, ib, bits) - x) ** 2))
         if err < best_err:
             best, best_err = ib, err
-    # just below 2**best / (1 + 2**-bits): _int_bits_unsigned gives back ``best``
-    return 0.0 if best == 0 else 2.0**best / (1 + 2.0**-bits) * (1 - 2.0**-20)
+    return _level_of(best, bits)
 
 
 def weight_format(w: np.ndarray, bits: int) -> FixedFormat:
@@ -165,19 +177,28 @@ def bias_format(b: np.ndarray, acc_frac: int, bits: int) -> FixedFormat:
     return FixedFormat(b_int + b_frac, b_int)
 
 
-def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray],
-              spec: NetworkSpec) -> QuantPlan:
-    """Choose every format from activation statistics on ``frames`` and quantize weights.
+def activation_levels(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray],
+                      spec: NetworkSpec) -> dict[str, float]:
+    """Per block, the calibration level its output format must cover, from the float
+    network ``weights`` on ``frames`` (``quantization.calibration_method``); the two
+    expand convs of a Fire module get one level (their concatenation shares a format).
+    With 'mse', a conv read only by the global average pool (conv10) still gets the format
+    that covers its largest calibration value: the pool averages its rounding errors away,
+    but saturation clips the largest maps, which are those of the winning classes (a
+    squared-error choice costs 2 points of top-1 agreement there).
 
-    Every format is valid for any finite weights; raises :class:`InputError` naming the
-    layer and the reason when weights are NaN or infinite, when the float activations
-    overflow float32, or when a layer's exact accumulator needs more than
-    ``quantization.accumulator_bits`` (weights and bias scales too far apart).
+    Raises :class:`InputError` naming the layer when weights are NaN or infinite or when
+    the float activations overflow float32.
     """
     if not frames:
         raise ValueError("calibration needs at least one frame")
     q = spec.quant
     stats: dict[str, list[np.ndarray]] = {n.name: [] for n in nodes}
+    readers: dict[str, list[str]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n.kind)
+    pooled = {n.name for n in nodes if n.kind == "conv" and readers.get(n.name) == ["gap"]}
     for n in nodes:
         if n.kind == "conv":
             _check_finite(n.name, weights[n.name])
@@ -202,15 +223,49 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
         for n in nodes:
             if n.kind not in ("conv", "add"):
                 continue
+            if n.name in pooled:  # covers its calibration maximum: no squared-error trade
+                level[n.name] = float(values[n.name].max())
+                continue
             names = joined.get(n.name, (n.name,))
             x = np.concatenate([values[i] for i in names])
             level[n.name] = _mse_level(x, q.activation_bits, seed=len(names))
+    return level
+
+
+def activation_format(level: float, bits: int) -> FixedFormat:
+    """The unsigned ``bits``-bit output format of a conv (after ReLU) or bypass add whose
+    calibration level is ``level``."""
+    return FixedFormat(bits, _int_bits_unsigned(level, bits), signed=False)
+
+
+def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray],
+              spec: NetworkSpec,
+              weight_formats: dict[str, FixedFormat] | None = None,
+              levels: dict[str, float] | None = None) -> QuantPlan:
+    """Choose every format from activation statistics on ``frames`` and quantize weights.
+
+    ``levels`` (``activation_levels``; default: measured on ``weights`` and ``frames``)
+    set the activation formats. ``weight_formats`` fixes a conv's weight format (default:
+    ``weight_format`` of its kernel); the kernel must then already lie on that grid
+    (``hls.plan.prepare.round_weights``), and the plan's integers are exactly it (checked).
+
+    Every format is valid for any finite weights; raises :class:`InputError` naming the
+    layer and the reason when weights are NaN or infinite, when the float activations
+    overflow float32, or when a layer's exact accumulator needs more than
+    ``quantization.accumulator_bits`` (weights and bias scales too far apart).
+    """
+    q = spec.quant
+    for n in nodes:
+        if n.kind == "conv":
+            _check_finite(n.name, weights[n.name])
+    level = activation_levels(nodes, weights, frames, spec) if levels is None else levels
     layers: dict[str, LayerQuant] = {}
     fmt_of = {"frame": INPUT_FORMAT, "input_1": INPUT_FORMAT}
     for n in nodes:
         src_fmt = fmt_of[n.inputs[0]]
         if n.kind == "conv":
-            layers[n.name] = _quantize_conv(n, weights[n.name], src_fmt, level[n.name], spec)
+            layers[n.name] = _quantize_conv(n, weights[n.name], src_fmt, level[n.name], spec,
+                                            (weight_formats or {}).get(n.name))
             if spec.compression.share_bits:
                 attach_codebook(layers[n.name], spec.compression.share_bits)
         elif n.kind == "maxpool":
@@ -227,8 +282,7 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
                     f"{n.name}: its inputs' scales differ by 2**{abs(a.frac - b.frac)} "
                     f"({a.ap()} and {b.ap()}), too far apart to add exactly; the weights "
                     "of one branch are far too large or too small")
-            bits = q.activation_bits
-            fmt = FixedFormat(bits, _int_bits_unsigned(level[n.name], bits), signed=False)
+            fmt = activation_format(level[n.name], q.activation_bits)
             layers[n.name] = LayerQuant(n.name, n.kind, fmt)
         elif n.kind == "gap":
             bits = q.logit_bits
@@ -280,11 +334,18 @@ def attach_codebook(lq: LayerQuant, bits: int) -> None:
 
 
 def _quantize_conv(n: Node, wb: tuple[np.ndarray, np.ndarray], x_fmt: FixedFormat,
-                   level: float, spec: NetworkSpec) -> LayerQuant:
+                   level: float, spec: NetworkSpec,
+                   w_fmt: FixedFormat | None = None) -> LayerQuant:
     q = spec.quant
     w, b = wb
-    w_fmt = weight_format(w, q.weight_bits)
-    w_q = w_fmt.quantize(w)
+    if w_fmt is None:
+        w_fmt = weight_format(w, q.weight_bits)
+        w_q = w_fmt.quantize(w)
+    else:  # a kernel already rounded onto this grid: its integers, unchanged
+        w_q = w_fmt.quantize(w)
+        if not np.array_equal(w_fmt.to_real(w_q), np.asarray(w, dtype=np.float64)):
+            raise AssertionError(f"{n.name}: the rounded kernel is not on its grid "
+                                 f"{w_fmt.ap()}")
     acc_frac = x_fmt.frac + w_fmt.frac
     b_fmt = bias_format(b, acc_frac, q.bias_bits)
     b_q = b_fmt.quantize(b)
@@ -305,9 +366,8 @@ def _quantize_conv(n: Node, wb: tuple[np.ndarray, np.ndarray], x_fmt: FixedForma
             "or the layer too large)"
         )
     acc_fmt = FixedFormat(acc_width, acc_width - acc_frac)
-    out_int = _int_bits_unsigned(level, q.activation_bits)
-    out_fmt = FixedFormat(q.activation_bits, out_int, signed=False)
-    pre_fmt = FixedFormat(q.activation_bits + 1, out_int + 1, signed=True)
+    out_fmt = activation_format(level, q.activation_bits)
+    pre_fmt = FixedFormat(q.activation_bits + 1, out_fmt.integer + 1, signed=True)
     return LayerQuant(n.name, "conv", out_fmt, pre_fmt, w_fmt, b_fmt, acc_fmt, w_q, b_q)
 
 

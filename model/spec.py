@@ -87,6 +87,11 @@ class QuantSpec:
     # Cross-layer equalization of the dense design (model.equalize): channel scales moved
     # between consecutive convs so that one 8-bit format per layer fits every channel.
     equalize: bool = True
+    # How kernels are rounded to their 8-bit grid (or, with compression.share_bits, to
+    # their codebook): 'gptq' (model.gptq: each rounding error is spread over the weights
+    # not yet rounded so that the layer's output on the calibration frames barely moves)
+    # or 'nearest' (each weight to its nearest grid value).
+    weight_rounding: str = "gptq"
     # The photos the formats (and the bias correction of compression) are calibrated on:
     # 'photo-set' (the pinned calibration set of model.photo_sets, disjoint from the demo
     # photos and the evaluation set), 'bundled' (the 11 demo photos themselves: their
@@ -254,6 +259,7 @@ def check_part(where: str, value: Any) -> str:
 
 CALIBRATION_SETS = ("photo-set", "bundled")
 CALIBRATION_METHODS = ("mse", "percentile")
+WEIGHT_ROUNDINGS = ("gptq", "nearest")
 
 
 def check_calibration(where: str, value: Any) -> str:
@@ -342,6 +348,7 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
         raise SpecError("quantization.calibration_percentile: must be 90..100")
     check_calibration("quantization.calibration", quant.calibration)
     _choice("quantization.calibration_method", quant.calibration_method, CALIBRATION_METHODS)
+    _choice("quantization.weight_rounding", quant.weight_rounding, WEIGHT_ROUNDINGS)
     compression = _section("compression", CompressionSpec, raw.get("compression", {}))
     if not 0.0 <= compression.sparsity < 1.0:
         raise SpecError(f"compression.sparsity: must lie in [0, 1), got {compression.sparsity}")

@@ -181,9 +181,14 @@ def test_cli_prints_compressed_line(weights_cache_dir):
                          text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     last = res.stdout.strip().splitlines()[-1]
-    m = re.fullmatch(r"compressed: (\d+\.\d\d) MB \(from (\d+\.\d) MB at 32-bit\)", last)
+    m = re.fullmatch(r"compressed: (\d+\.\d\d) MB \(from (\d+\.\d) MB at 32-bit\) "
+                     r"\[recipe: 63% pruned by magnitude, one global threshold, no retraining; "
+                     r"8-bit k-means indices and 4-bit relative indices, both Huffman-coded; "
+                     r"32-bit codebooks and biases; with 6-bit indices (\d+\.\d\d) MB, "
+                     r"4-bit indices (\d+\.\d\d) MB\]", last)
     assert m, last
     assert m.group(2) == "4.9" and 0.1 < float(m.group(1)) < 1.0
+    assert float(m.group(1)) > float(m.group(3)) > float(m.group(4))
     assert "WITHOUT retraining" in res.stdout
     # the hardware rows: index ROMs take fewer BRAM18 than 8-bit weights at 6 and 4 bits
     rows = re.findall(r"  (\d)-bit indices: weight ROMs ([\d,]+) bytes, (\d+) BRAM18 \((\d+) "

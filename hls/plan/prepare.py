@@ -19,6 +19,7 @@ from hls.plan.streams import FifoPlan, fifo_plan
 from model import paths
 from model.builder import float_weights
 from model.errors import DoesNotFitError
+from model.fixed import FixedFormat
 from model.graph import Node, build_graph
 from model.quantize import FloatWeights, QuantPlan, calibrate
 from model.spec import NetworkSpec
@@ -186,6 +187,72 @@ def check_bounds(spec: NetworkSpec, nodes: list[Node]) -> None:
             "(input size and filters of the spec)")
 
 
+def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
+                  calib: list[np.ndarray], log=print
+                  ) -> tuple[FloatWeights, dict[str, FixedFormat], dict[str, float]]:
+    """The float kernels as the hardware stores them, each conv's 8-bit weight format, and
+    the activation calibration levels (``model.quantize.activation_levels`` of the float
+    network the design reproduces).
+
+    The dense design is first equalized (``quantization.equalize``, exact in float); a
+    spec with ``compression`` is pruned and shared (``model.compress``). Every kernel is then
+    rounded onto its grid (the format, or the shared codebook with pruned weights at zero),
+    by GPTQ (``model.gptq``: on the calibration frames, with the activations on their
+    8-bit grids) or to the nearest value (``quantization.weight_rounding``), and its biases
+    absorb the mean shift this causes (bias correction: always with compression,
+    ``quantization.bias_correction`` otherwise). The returned kernels lie on their grids,
+    so ``calibrate`` with these formats stores exactly them.
+    """
+    from model.compress import compress_weights, correct_biases
+    from model.gptq import codebook_grid, gptq_network, uniform_grid
+    from model.quantize import activation_format, activation_levels, weight_format
+
+    q, c = spec.quant, spec.compression
+    if c.active:  # Deep Compression in float; its kernels are the grid, the float the target
+        target = weights
+        compressed, masks = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
+    else:
+        target = weights
+        if q.equalize:  # exact in float: the reference logits do not change
+            from model.equalize import equalize
+
+            target = equalize(nodes, weights)
+        compressed, masks = target, {}
+    formats = {name: weight_format(w[masks[name]] if name in masks and masks[name].any()
+                                   else w, q.weight_bits)
+               for name, (w, _b) in compressed.items()}
+    grids = {}
+    for name, (w, _b) in compressed.items():
+        keep = masks.get(name)
+        keep = None if keep is None else keep.reshape(-1, w.shape[-1])
+        if c.share_bits:
+            grids[name] = codebook_grid(np.append(np.unique(w), 0.0), keep)
+        else:
+            grids[name] = uniform_grid(formats[name], keep)
+    levels = activation_levels(nodes, target, calib, spec)
+    correct = c.active or q.bias_correction
+    if q.weight_rounding == "gptq":
+        act_formats = {n.name: activation_format(levels[n.name], q.activation_bits)
+                       for n in nodes if n.kind in ("conv", "add")}
+        rounded = gptq_network(nodes, target, calib, grids, act_formats, correct, log=log,
+                               cache=paths.BUILD / "gptq")
+    else:
+        rounded = {}
+        for name, (w, b) in compressed.items():
+            flat = w.reshape(-1, w.shape[-1]).astype(np.float64)
+            r = np.stack([grids[name].round_row(flat[k], k) for k in range(flat.shape[0])])
+            rounded[name] = (r.reshape(w.shape).astype(w.dtype), b)
+        if correct:
+            rounded = correct_biases(nodes, target, rounded, calib)
+    if c.active:
+        log("compression: "
+            + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
+               if c.sparsity else "no pruning")
+            + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
+               "indices)" if c.share_bits else "") + "; biases corrected")
+    return rounded, formats, levels
+
+
 def prepare(spec: NetworkSpec, log=print) -> Prepared:
     t0 = time.perf_counter()
     nodes = build_graph(spec)
@@ -194,35 +261,10 @@ def prepare(spec: NetworkSpec, log=print) -> Prepared:
     t1 = time.perf_counter()
     frames = demo_frames(spec)
     calib, calib_what = calibration_frames(spec, log)
-    c = spec.compression
-    original = None
-    if c.active:  # Deep Compression in float, before calibration and quantization
-        from model.compress import compress_weights, correct_biases
-
-        original = weights
-        weights, _ = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
-        weights = correct_biases(nodes, original, weights, [f.pixels for f in calib])
-        log("compression: "
-            + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
-               if c.sparsity else "no pruning")
-            + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
-               "indices)" if c.share_bits else "") + "; biases corrected")
-    else:
-        original = weights
-        if spec.quant.equalize:  # exact in float: the reference logits do not change
-            from model.equalize import equalize
-
-            weights = equalize(nodes, weights)
-        if spec.quant.bias_correction:
-            # Rounding to the 8-bit grid shifts each output channel's mean as compression
-            # does: the same correction (on the calibration frames), weights unchanged.
-            from model.compress import correct_biases
-            from model.quantize import rounded_weights
-
-            corrected = correct_biases(nodes, weights, rounded_weights(weights, spec.quant),
-                                       [f.pixels for f in calib])
-            weights = {name: (w, corrected[name][1]) for name, (w, _b) in weights.items()}
-    plan = calibrate(nodes, weights, [f.pixels for f in calib], spec)
+    original = weights
+    weights, formats, levels = round_weights(spec, nodes, weights,
+                                             [f.pixels for f in calib], log)
+    plan = calibrate(nodes, weights, [f.pixels for f in calib], spec, formats, levels)
     t2 = time.perf_counter()
     folding, fifo, mem = _fold_to_fit(spec, nodes, plan)
     bottleneck = max(f.cycles for f in folding.values())
