@@ -112,9 +112,9 @@ def test_dead_inputs_are_rounded_plainly():
 
 @pytest.mark.parametrize("config", ["tiny.yaml", "tiny_shared.yaml"])
 def test_plan_stores_the_rounded_kernels(config):
-    """prepare with weight_rounding: gptq (the default): every conv's plan integers times
-    its LSB are exactly the rounded kernel; with sharing, at most 2**bits distinct values
-    and the pruned positions zero."""
+    """prepare with weight_rounding: gptq (what 'auto' picks without pruning): every
+    conv's plan integers times its LSB are exactly the rounded kernel; with sharing, at most
+    2**bits distinct values and the pruned positions zero."""
     from dataclasses import replace
 
     from hls.plan.prepare import prepare

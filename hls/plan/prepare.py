@@ -198,7 +198,8 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     spec with ``compression`` is pruned and shared (``model.compress``). Every kernel is then
     rounded onto its grid (the format, or the shared codebook with pruned weights at zero),
     by GPTQ (``model.gptq``: on the calibration frames, with the activations on their
-    8-bit grids) or to the nearest value (``quantization.weight_rounding``), and its biases
+    8-bit grids) or to the nearest value (``quantization.weight_rounding``; 'auto' is GPTQ
+    except for pruned specs), and its biases
     absorb the mean shift this causes (bias correction: always with compression,
     ``quantization.bias_correction`` otherwise). The returned kernels lie on their grids,
     so ``calibrate`` with these formats stores exactly them.
@@ -231,7 +232,10 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
             grids[name] = uniform_grid(formats[name], keep)
     levels = activation_levels(nodes, target, calib, spec)
     correct = c.active or q.bias_correction
-    if q.weight_rounding == "gptq":
+    rounding = q.weight_rounding
+    if rounding == "auto":  # GPTQ measured worse than nearest on pruned designs
+        rounding = "nearest" if c.sparsity > 0 else "gptq"
+    if rounding == "gptq":
         act_formats = {n.name: activation_format(levels[n.name], q.activation_bits)
                        for n in nodes if n.kind in ("conv", "add")}
         rounded = gptq_network(nodes, target, calib, grids, act_formats, correct, log=log,
