@@ -518,6 +518,72 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_distill(args) -> int:
+    """Label-free distillation of a pruned spec from its float model (model.distill), with
+    the compressed 8-bit design's agreement with the float model before and after."""
+    _quiet_tensorflow()
+    from dataclasses import replace
+
+    import numpy as np
+
+    from hls.plan.prepare import calibration_photos, prepare
+    from model.builder import float_weights
+    from model.compress import agreement, check_no_layer_emptied, prune
+    from model.distill import TEMPERATURE, augmented_frames, distill
+    from model.errors import InputError
+    from model.graph import build_graph
+    from model.photo_sets import photo_set
+    from model.photos import spec_frame
+    from model.quantize import float_forward, run_golden
+    from model.weights import save_weights
+
+    t_start = time.perf_counter()
+    spec = _load(args)
+    c = spec.compression
+    if c.sparsity <= 0:
+        raise InputError(f"{spec.name}: distill fine-tunes a pruned network, and this spec "
+                         "prunes nothing (compression.sparsity is 0); the unpruned 8-bit "
+                         "design is rounded by GPTQ (quantization.weight_rounding) instead")
+    nodes = build_graph(spec)
+    teacher = float_weights(spec, nodes, paths.BUILD / "weights")
+    student, masks = prune(teacher, c.sparsity, c.per_layer)
+    check_no_layer_emptied(masks, c.sparsity, c.per_layer)
+    photos, what = calibration_photos(spec)
+    frames = augmented_frames([p.rgb for p in photos], spec, args.copies, spec.seed)
+    out = paths.BUILD / "train" / f"{spec.name}_distill"
+    print(f"== {spec.name}: distilling the float model into its {c.sparsity:.0%}-pruned copy "
+          f"(pruned weights kept at zero) on {len(frames)} frames of {what} ({args.copies} "
+          f"crops each, no labels); {args.epochs} epochs, batch {args.batch_size}, adam lr "
+          f"{args.lr} (linear decay), T = {TEMPERATURE}; checkpoints in {out}")
+    res = distill(spec, nodes, teacher, student, masks, frames, args.epochs, args.lr,
+                  batch_size=args.batch_size, checkpoint_dir=out, resume=not args.restart)
+    path = save_weights(out / "weights.npz", res.weights)
+    kept_zero = all(np.all(res.weights[k][0][~m] == 0) for k, m in masks.items())
+    print(f"pruned weights still zero: {kept_zero}; distilled weights: {path}")
+    if res.history:
+        first, last = res.history[0], res.history[-1]
+        print(f"distillation loss {first['loss']:.4f} (epoch 1) -> {last['loss']:.4f} "
+              f"(epoch {last['epoch']}); training {res.seconds:.1f} s")
+    evaluation = photo_set("evaluation")
+    if args.eval_limit:
+        evaluation = evaluation[:args.eval_limit]
+    eval_frames = [spec_frame(p.rgb, spec) for p in evaluation]
+    gap = nodes[-1].name
+    ref = [float_forward(nodes, teacher, f)[gap] for f in eval_frames]
+    print(f"agreement of the compressed 8-bit design (golden model) with the unpruned float "
+          f"model on {len(eval_frames)} photos of the evaluation set:")
+    quiet = dict(log=lambda *a: None)
+    for label, s in (("before", spec), ("after", replace(spec, weights=str(path)))):
+        prep = prepare(s, **quiet)
+        got = [run_golden(prep.nodes, prep.plan, f)[gap] for f in eval_frames]
+        ag = agreement(ref, got)
+        print(f"  {label}: top-1 agreement {100 * ag.top1 / ag.frames:.1f}%, top-5 overlap "
+              f"{100 * ag.top5_overlap / (5 * ag.frames):.1f}%")
+    print(f"use them with 'weights: {path}' and the same compression: section in a spec")
+    print(f"time: {time.perf_counter() - t_start:.1f} s")
+    return 0
+
+
 def cmd_dse(args) -> int:
     """SR x pct3x3 design-space exploration (paper Section 5): size, hardware, accuracy."""
     _quiet_tensorflow()
@@ -627,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
                             ("finetune", cmd_finetune,
                              "fine-tune pretrained (optionally pruned) weights on an image "
                              "folder"),
+                            ("distill", cmd_distill,
+                             "label-free distillation of a pruned spec from its float model"),
                             ("dse", cmd_dse,
                              "SR x pct3x3 sweep: size, folding, BRAM, fps, accuracy")):
         p = sub.add_parser(name, help=help_)
@@ -701,6 +769,16 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
             p.add_argument("--lr", type=LEARNING_RATE, default=1e-4, help="default 1e-4")
             p.add_argument("--qat", action="store_true", help="quantization-aware (QKeras)")
+            p.add_argument("--restart", action="store_true",
+                           help="ignore an existing checkpoint")
+        if name == "distill":
+            p.add_argument("--epochs", type=POSITIVE, default=8, help="default 8")
+            p.add_argument("--copies", type=_int_in(1, 64), default=8,
+                           help="random crops per calibration photo (default 8)")
+            p.add_argument("--batch-size", type=_int_in(1, 4096), default=32, help="default 32")
+            p.add_argument("--lr", type=LEARNING_RATE, default=1e-4, help="default 1e-4")
+            p.add_argument("--eval-limit", type=COUNT, default=0,
+                           help="agreement on the first N evaluation photos (0 = all)")
             p.add_argument("--restart", action="store_true",
                            help="ignore an existing checkpoint")
         if name == "train":

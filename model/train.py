@@ -276,7 +276,7 @@ def _fingerprint(spec: NetworkSpec, x: np.ndarray, y: np.ndarray, settings: dict
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update(repr((x.shape, str(x.dtype))).encode())
     h.update(memoryview(np.ascontiguousarray(x)).cast("B"))
-    h.update(np.asarray(y, np.int64).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
     return h.hexdigest()
 
 
@@ -300,6 +300,7 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
           act_integer: int | dict[str, int] = 3, dropout: float = 0.5,
           stop_after: int | None = None, verbose: int | None = None,
           masks: dict[str, np.ndarray] | None = None,
+          temperature: float | None = None,
           log: Callable[[str], None] = print) -> TrainResult:
     """Train the network of ``spec`` on uint8 images ``x`` (N, H, W, C) with labels ``y``.
 
@@ -312,7 +313,10 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
     total (the schedule still spans ``epochs``): an interruption on purpose. ``masks``
     (``{conv name: bool array shaped like its kernel}``, False = pruned) keep pruned
     weights at zero: they are re-zeroed after every optimizer step (Deep Compression's
-    retraining of a pruned network).
+    retraining of a pruned network). With ``temperature``, ``y`` holds a teacher's logits
+    (N, classes) instead of labels and the loss is knowledge distillation (Hinton et al.):
+    T^2 times the KL divergence of the student's softmax(logits / T) from the teacher's;
+    the reported metric is then top-1 agreement with the teacher.
     """
     tf = _tf()
     if lr_schedule not in SCHEDULES:
@@ -320,13 +324,21 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
     if optimizer not in OPTIMIZERS:
         raise InputError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     x = np.asarray(x)
-    y = np.asarray(y, np.int64)
     want = (spec.height, spec.width, spec.channels)
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != want:
         raise ValueError(f"training images must be uint8 (N, {want[0]}, {want[1]}, {want[2]}),"
                          f" got {x.dtype} {x.shape}")
-    if y.shape != (x.shape[0],) or (y.size and (y.min() < 0 or y.max() >= spec.classes)):
-        raise ValueError(f"labels must be (N,) integers in 0..{spec.classes - 1}")
+    if temperature is not None:
+        y = np.asarray(y, np.float32)
+        if y.shape != (x.shape[0], spec.classes) or not np.all(np.isfinite(y)):
+            raise ValueError(f"teacher logits must be finite (N, {spec.classes}) floats, got "
+                             f"{y.shape}")
+        if not temperature > 0:
+            raise InputError(f"temperature must be > 0, got {temperature}")
+    else:
+        y = np.asarray(y, np.int64)
+        if y.shape != (x.shape[0],) or (y.size and (y.min() < 0 or y.max() >= spec.classes)):
+            raise ValueError(f"labels must be (N,) integers in 0..{spec.classes - 1}")
     if epochs < 1 or batch_size < 1 or x.shape[0] == 0:
         raise InputError("need epochs >= 1, batch_size >= 1 and at least one image")
     seed = spec.seed if seed is None else int(seed)
@@ -338,6 +350,8 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
                     "dropout": dropout,
                     "act_integer": act_integer, "start": _weights_digest(weights),
                     "masks": _masks_digest(masks)}
+    if temperature is not None:
+        settings["temperature"] = float(temperature)
 
     enable_determinism(seed)
     model = build_trainable(spec, nodes, weights, quantized=quantized, act_integer=act_integer,
@@ -349,9 +363,13 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
     if masks:
         callbacks.append(_keep_pruned(tf, model, nodes, masks))
     opt = _make_optimizer(tf, optimizer, lr_schedule, lr, epochs * steps_per_epoch)
-    model.compile(optimizer=opt,
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    if temperature is not None:
+        model.compile(optimizer=opt, loss=_distillation_loss(tf, float(temperature)),
+                      metrics=[_teacher_agreement(tf)])
+    else:
+        model.compile(optimizer=opt,
+                      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
     opt.build(model.trainable_variables)  # slots exist before a restore fills them
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt)
 
@@ -394,6 +412,21 @@ def train(spec: NetworkSpec, nodes: list[Node], x: np.ndarray, y: np.ndarray,
                     old.unlink()
     return TrainResult(model, fold_batchnorm(model, nodes), history, max(start, stop), start,
                        time.perf_counter() - t0)
+
+
+def _distillation_loss(tf, t: float):
+    """T^2 KL(softmax(teacher / T) || softmax(student / T)), per example."""
+    def distillation(teacher, student):
+        p = tf.nn.softmax(teacher / t)
+        return t * t * tf.reduce_sum(
+            p * (tf.nn.log_softmax(teacher / t) - tf.nn.log_softmax(student / t)), axis=-1)
+    return distillation
+
+
+def _teacher_agreement(tf):
+    def agreement(teacher, student):
+        return tf.cast(tf.equal(tf.argmax(teacher, -1), tf.argmax(student, -1)), tf.float32)
+    return agreement
 
 
 def _keep_pruned(tf, model, nodes: list[Node], masks: dict[str, np.ndarray]):

@@ -58,12 +58,12 @@ class Prepared:
 MAX_CALIBRATION_IMAGES = 256
 
 
-def calibration_frames(spec: NetworkSpec, log=print) -> tuple[list[Frame], str]:
-    """The frames ``quantization.calibration`` names, as the network's input, and a line
+def calibration_photos(spec: NetworkSpec, log=print) -> tuple[list, str]:
+    """The photos ``quantization.calibration`` names (``model.photos.Photo``) and a line
     saying where they come from. A folder is read recursively (sorted, at most
     MAX_CALIBRATION_IMAGES); a file in it that is not a readable image stops it, naming
     the file."""
-    from model.photos import bundled_photos, load_image, spec_frame
+    from model.photos import bundled_photos, load_image
 
     source = spec.quant.calibration
     if source == "bundled":
@@ -91,6 +91,14 @@ def calibration_frames(spec: NetworkSpec, log=print) -> tuple[list[Frame], str]:
             files = files[:MAX_CALIBRATION_IMAGES]
         photos = [load_image(f) for f in files]
         what = f"{len(photos)} images of {source}"
+    return photos, what
+
+
+def calibration_frames(spec: NetworkSpec, log=print) -> tuple[list[Frame], str]:
+    """``calibration_photos`` as the network's input frames (``model.photos.spec_frame``)."""
+    from model.photos import spec_frame
+
+    photos, what = calibration_photos(spec, log)
     return [Frame(p.name, spec_frame(p.rgb, spec)) for p in photos], what
 
 
