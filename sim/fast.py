@@ -26,6 +26,7 @@ from hls.plan.memory import LUTRAM_MAX_DEPTH, bram18_blocks
 from model import paths
 from model.errors import InputError
 from model.locks import hold
+from model.progress import progress
 
 DRIVER = paths.FIRMWARE / "sim" / "sqz_net_tb.cpp"
 BINARY = "sqz_net_tb"
@@ -164,6 +165,16 @@ def parse_fifo_stats(text: str, top: str) -> list[FifoStat]:
     return stats
 
 
+def _finished_frames(stderr, errors: list[str]):
+    """Yield once per ``SQZ_PROGRESS`` line of the driver's stderr (a frame's last output
+    beat); every other line is kept in ``errors``."""
+    for line in stderr:
+        if line.startswith("SQZ_PROGRESS "):
+            yield
+        else:
+            errors.append(line)
+
+
 def run(top: str, sources: list[Path], vectors: Path, name: str, stalls: bool = False,
         watchdog: int | None = None) -> dict:
     """Build (when needed) and run the driver on every frame of ``vectors``; returns the
@@ -185,18 +196,27 @@ def run(top: str, sources: list[Path], vectors: Path, name: str, stalls: bool = 
     if stalls:
         cmd += ["--idle", str(IDLE), "--backpressure", str(BACKPRESSURE)]
     beats_out.unlink(missing_ok=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
-    (out / "run.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        message = proc.stderr.strip() or f"exit {proc.returncode}"
-        full = [f for f in parse_fifo_stats(proc.stdout, top) if f.full_now]
+    stdout_path = out / "stdout.txt"
+    errors: list[str] = []
+    with open(stdout_path, "w") as stdout:
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                cwd=out)
+        for _ in progress(_finished_frames(proc.stderr, errors), "sim-full",
+                          total=geo["frames"], unit="frame"):
+            pass
+        returncode = proc.wait()
+    text = stdout_path.read_text()
+    (out / "run.log").write_text(text + "".join(errors))
+    if returncode != 0:
+        message = "".join(errors).strip() or f"exit {returncode}"
+        full = [f for f in parse_fifo_stats(text, top) if f.full_now]
         if full:  # the final blocks ran: name the FIFOs that were full when it stopped
             message += ("; FIFOs full when it stopped (an undersized FIFO on a fork's "
                         "branch deadlocks its join): " + ", ".join(
                             f"{f.instance} (depth {f.depth}, {f.words} words)" for f in full))
         raise SimError(f"{top}: {message} (log {out / 'run.log'})")
     res: dict[str, list[float]] = {}
-    for key, val in re.findall(r"^SQZ_RESULT (\w+)=(\S+)$", proc.stdout, re.M):
+    for key, val in re.findall(r"^SQZ_RESULT (\w+)=(\S+)$", text, re.M):
         res.setdefault(key, []).append(float(val))
     start, end = int(res["start"][0]), int(res["end"][0])
     ends = [int(c) + COCOTB_EDGE for c in res.get("frame_end", [])]
@@ -224,7 +244,7 @@ def run(top: str, sources: list[Path], vectors: Path, name: str, stalls: bool = 
             "cycles_per_s": total / sim_s if sim_s > 0 else float("inf"),
             "cycles_per_cpu_s": total / sim_cpu_s if sim_cpu_s > 0 else float("inf"),
             "wall_s": time.perf_counter() - t0,
-            "fifos": parse_fifo_stats(proc.stdout, top)}
+            "fifos": parse_fifo_stats(text, top)}
 
 
 def fifo_report(fifos: list[FifoStat], frames: int, measured_cycles: int | None = None,

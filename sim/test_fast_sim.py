@@ -55,9 +55,12 @@ def test_fast_bit_exact(network, plain):
         assert 1 <= s.peak <= s.words, s
 
 
-def test_fast_bit_exact_with_stalls(network, plain):
+def test_fast_bit_exact_with_stalls(network, plain, capsys):
     spec, design, _sources, _vectors = network
     fig = _fast(network, stalls=True)
+    # progress from the driver, one stderr line per finished frame (not a terminal here)
+    err = capsys.readouterr().err
+    assert f"sim-full: {fig['frames']}/{fig['frames']} frames" in err, err
     assert fig["mismatches"] == 0
     assert fig["compared"] == fig["frames"] * spec.classes
     # Input idles and output backpressure can only slow the pipeline down.

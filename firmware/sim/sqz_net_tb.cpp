@@ -186,7 +186,12 @@ int main(int argc, char** argv) {
         }
         if (out_fire) {
             last_out = cycle;
-            if (output[(out_words + 1) * n_out + out_words]) frame_ends.push_back(cycle);
+            if (output[(out_words + 1) * n_out + out_words]) {
+                frame_ends.push_back(cycle);
+                // one line per finished frame: the Python side draws its progress from it
+                std::fprintf(stderr, "SQZ_PROGRESS %zu\n", frame_ends.size());
+                std::fflush(stderr);
+            }
             ++n_out;
         }
         top.m_axis_tready = !(args.backpressure > 0 && uni(rng) < args.backpressure);
