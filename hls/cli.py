@@ -549,12 +549,14 @@ def cmd_distill(args) -> int:
     student, masks = prune(teacher, c.sparsity, c.per_layer)
     check_no_layer_emptied(masks, c.sparsity, c.per_layer)
     photos, what = calibration_photos(spec)
-    frames = augmented_frames([p.rgb for p in photos], spec, args.copies, spec.seed)
+    frames = augmented_frames([p.rgb for p in photos], spec, args.copies, spec.seed,
+                              mix=args.mix)
     out = paths.BUILD / "train" / f"{spec.name}_distill"
     print(f"== {spec.name}: distilling the float model into its {c.sparsity:.0%}-pruned copy "
           f"(pruned weights kept at zero) on {len(frames)} frames of {what} ({args.copies} "
-          f"crops each, no labels); {args.epochs} epochs, batch {args.batch_size}, adam lr "
-          f"{args.lr} (linear decay), T = {TEMPERATURE}; checkpoints in {out}")
+          f"crops and {args.mix} blends with another photo each, no labels); {args.epochs} "
+          f"epochs, batch {args.batch_size}, adam lr {args.lr} (linear decay), "
+          f"T = {TEMPERATURE}; checkpoints in {out}")
     res = distill(spec, nodes, teacher, student, masks, frames, args.epochs, args.lr,
                   batch_size=args.batch_size, checkpoint_dir=out, resume=not args.restart)
     path = save_weights(out / "weights.npz", res.weights)
@@ -772,11 +774,13 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--restart", action="store_true",
                            help="ignore an existing checkpoint")
         if name == "distill":
-            p.add_argument("--epochs", type=POSITIVE, default=8, help="default 8")
+            p.add_argument("--epochs", type=POSITIVE, default=12, help="default 12")
             p.add_argument("--copies", type=_int_in(1, 64), default=8,
                            help="random crops per calibration photo (default 8)")
+            p.add_argument("--mix", type=_int_in(0, 64), default=8,
+                           help="blends of two photos per calibration photo (default 8)")
             p.add_argument("--batch-size", type=_int_in(1, 4096), default=32, help="default 32")
-            p.add_argument("--lr", type=LEARNING_RATE, default=1e-4, help="default 1e-4")
+            p.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="default 1e-3")
             p.add_argument("--eval-limit", type=COUNT, default=0,
                            help="agreement on the first N evaluation photos (0 = all)")
             p.add_argument("--restart", action="store_true",

@@ -26,10 +26,12 @@ TEMPERATURE = 2.0
 
 
 def augmented_frames(rgbs: list[np.ndarray], spec: NetworkSpec, copies: int,
-                     seed: int) -> np.ndarray:
-    """uint8 (len(rgbs) * copies, H, W, C) training frames: per photo the spec's resize,
-    then ``copies`` crops of the network's size at seeded offsets, odd ones mirrored; copy 0
-    is the centre crop the spec's preprocessing gives (unmirrored)."""
+                     seed: int, mix: int = 0) -> np.ndarray:
+    """uint8 (len(rgbs) * (copies + mix), H, W, C) training frames: per photo the spec's
+    resize, then ``copies`` crops of the network's size at seeded offsets, odd ones
+    mirrored (copy 0 is the centre crop the spec's preprocessing gives, unmirrored); then
+    ``mix`` blends of one of them with a crop of another photo, weights 0.25..0.75 (mixup:
+    the teacher's answers on in-between images, which 64 photos alone do not cover)."""
     from model.photos import default_resize, to_network_input
 
     size = spec.height
@@ -49,6 +51,17 @@ def augmented_frames(rgbs: list[np.ndarray], spec: NetworkSpec, copies: int,
             if spec.channels == 1:
                 crop = crop.mean(axis=2, keepdims=True).round().astype(np.uint8)
             out.append(np.ascontiguousarray(crop))
+    if mix and len(rgbs) > 1:
+        plain = len(out)
+        for i in range(len(rgbs)):
+            for _ in range(mix):
+                j = int(rng.integers(0, len(rgbs) - 1))
+                j += j >= i                                   # another photo
+                a = out[i * copies + int(rng.integers(0, copies))]
+                b = out[j * copies + int(rng.integers(0, copies))]
+                lam = float(rng.uniform(0.25, 0.75))
+                out.append(np.rint(lam * a + (1 - lam) * b).astype(np.uint8))
+        assert len(out) == plain + len(rgbs) * mix
     return np.stack(out)
 
 

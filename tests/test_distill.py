@@ -54,6 +54,19 @@ def test_augmented_frames_are_seeded_crops_of_the_resized_photo():
         assert hits.size, f"copy {c} is not a window of the resized photo"
     assert np.array_equal(frames, augmented_frames(rgbs, spec, 4, seed=0))
     assert not np.array_equal(frames, augmented_frames(rgbs, spec, 4, seed=1))
+    # mixup: each blend lies between a crop of its photo and a crop of the other photo
+    mixed = augmented_frames(rgbs, spec, 4, seed=0, mix=3)
+    assert mixed.shape == (14, 227, 227, 3) and np.array_equal(mixed[:8], frames)
+    for k, (i, j) in enumerate([(0, 1)] * 3 + [(1, 0)] * 3):
+        blend = mixed[8 + k].astype(float)
+        ok = False
+        for a in frames[4 * i:4 * i + 4].astype(float):
+            for b in frames[4 * j:4 * j + 4].astype(float):
+                d = a - b
+                lam = float((d * (blend - b)).sum() / (d * d).sum())
+                if 0.24 <= lam <= 0.76 and np.abs(lam * a + (1 - lam) * b - blend).max() <= 1:
+                    ok = True
+        assert ok, f"blend {k} is not a mix of photo {i} and photo {j}"
 
 
 def test_distill_refuses_a_spec_that_prunes_nothing():
@@ -68,7 +81,7 @@ def test_distill_command_on_tiny_shared():
     zero, and the before / after agreement lines are printed (measured against the float
     model; the random tiny network's figures themselves mean little)."""
     res = subprocess.run([*_sqz(), "distill", "--config", "tiny_shared", "--epochs", "2",
-                          "--copies", "2", "--eval-limit", "12", "--lr", "0.003",
+                          "--copies", "2", "--mix", "1", "--eval-limit", "12", "--lr", "0.003",
                           "--restart"],
                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
