@@ -123,6 +123,9 @@ def test_tiny_test_vectors_exercise_every_layer(tiny):
     assert len({tuple(o["gap"]) for o in outs}) == len(outs), "photos give equal logits"
 
 
+# The Vivado-backend variant runs in make test-all (CI time); the Vitis one in the
+# default suite.
+@pytest.mark.slow
 @pytest.mark.csim
 def test_tiny_csim_vivado_backend(tiny, tmp_path):
     """The same project through hls4ml's Vivado backend (Vivado HLS templates)."""

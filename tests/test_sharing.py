@@ -229,6 +229,9 @@ def test_shared_gxx_testbench_and_a_corrupted_codebook(shared, shared_project):
     assert (frames, compared) == (3, 30) and mismatches > 0 and rc != 0, stdout
 
 
+# The Vivado-backend variant runs in make test-all (CI time); the Vitis one in the
+# default suite.
+@pytest.mark.slow
 @pytest.mark.csim
 def test_shared_csim_vivado_backend(shared, tmp_path):
     """The same rewrite works with hls4ml's Vivado backend templates."""
