@@ -38,6 +38,7 @@ import numpy as np
 from model.fixed import FixedFormat
 from model.golden import im2col
 from model.graph import Node
+from model.quantize import float_node
 
 FloatWeights = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -115,23 +116,6 @@ def gptq_kernel(w: np.ndarray, hessian: np.ndarray, grid: Grid,
     result = np.empty_like(out)
     result[order] = out
     return result
-
-
-def _float_node(n: Node, ins: list[np.ndarray], weights: FloatWeights) -> np.ndarray:
-    from model import golden
-
-    if n.kind == "conv":
-        w, b = weights[n.name]
-        return golden.conv2d_float(ins[0], w, b, n.stride, n.pad, relu=True)
-    if n.kind == "maxpool":
-        return golden.maxpool_ceil(ins[0])
-    if n.kind == "concat":
-        return np.concatenate(ins, axis=-1)
-    if n.kind == "add":
-        return ins[0] + ins[1]
-    if n.kind == "gap":
-        return ins[0].mean(axis=(0, 1))
-    raise ValueError(f"{n.name}: unknown block kind {n.kind}")
 
 
 def _fake_quant(x: np.ndarray, fmt: FixedFormat | None) -> np.ndarray:
@@ -273,8 +257,8 @@ def gptq_network(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarr
             out[n.name] = (q.reshape(w.shape).astype(w.dtype), b2)
         fmt = act_formats.get(n.name) if n.kind in ("conv", "add") else None
         count = len(frames)
-        f_acts[n.name] = [_float_node(n, [a[j] for a in f_ins], weights) for j in range(count)]
-        h_acts[n.name] = [_fake_quant(_float_node(n, [a[j] for a in h_ins], out), fmt)
+        f_acts[n.name] = [float_node(n, [a[j] for a in f_ins], weights) for j in range(count)]
+        h_acts[n.name] = [_fake_quant(float_node(n, [a[j] for a in h_ins], out), fmt)
                           for j in range(count)]
         for s in set(srcs):  # drop what no later block reads
             readers[s] = readers.get(s, 1) - srcs.count(s)

@@ -66,23 +66,28 @@ class QuantPlan:
         return self.input_fmt if name not in self.layers else self.layers[name].out_fmt
 
 
+def float_node(n: Node, ins: list[np.ndarray], weights: FloatWeights) -> np.ndarray:
+    """One block of the float32 reference network on its input arrays ``ins``."""
+    if n.kind == "conv":
+        w, b = weights[n.name]
+        return golden.conv2d_float(ins[0], w, b, n.stride, n.pad, relu=True)
+    if n.kind == "maxpool":
+        return golden.maxpool_ceil(ins[0])
+    if n.kind == "concat":
+        return np.concatenate(ins, axis=-1)
+    if n.kind == "add":
+        return ins[0] + ins[1]
+    if n.kind == "gap":
+        return ins[0].mean(axis=(0, 1))
+    raise ValueError(f"{n.name}: unknown block kind {n.kind}")
+
+
 def float_forward(nodes: list[Node], weights: FloatWeights, frame: np.ndarray) -> dict:
     """Float32 reference forward pass (ReLU network, ceil pools, mean GAP): name -> array."""
     out: dict[str, np.ndarray] = {"frame": np.asarray(frame, dtype=np.float32)}
-    src = "frame"
     for n in nodes:
-        ins = [out[i] if i in out else out[src] for i in n.inputs]
-        if n.kind == "conv":
-            w, b = weights[n.name]
-            out[n.name] = golden.conv2d_float(ins[0], w, b, n.stride, n.pad, relu=True)
-        elif n.kind == "maxpool":
-            out[n.name] = golden.maxpool_ceil(ins[0])
-        elif n.kind == "concat":
-            out[n.name] = np.concatenate(ins, axis=-1)
-        elif n.kind == "add":
-            out[n.name] = ins[0] + ins[1]
-        elif n.kind == "gap":
-            out[n.name] = ins[0].mean(axis=(0, 1))
+        out[n.name] = float_node(n, [out[i] if i in out else out["frame"] for i in n.inputs],
+                                 weights)
     return out
 
 
