@@ -1,14 +1,18 @@
-"""Small file helpers shared by the caches (weights, photo sets): atomic writes and
-SHA-256 digests of files."""
+"""Small file helpers shared by the caches (weights, photo sets, GPTQ results): atomic
+writes, reproducible .npz bytes and SHA-256 digests of files."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
+import zipfile
 from pathlib import Path
 
-__all__ = ["sha256_file", "write_atomic"]
+import numpy as np
+
+__all__ = ["npz_bytes", "sha256_file", "write_atomic"]
 
 
 def sha256_file(path: Path) -> str:
@@ -31,3 +35,18 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A .npz of ``arrays`` (``np.load`` reads it) whose bytes depend only on the arrays:
+    stored members with a fixed timestamp, so equal weights give an equal file and digest,
+    and two processes writing the same cache at once cannot disagree."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, member.getvalue())
+    return out.getvalue()

@@ -56,6 +56,11 @@ class Grid:
     what: str
     key: bytes = b""   # what defines the grid, for the result cache of ``gptq_network``
 
+    def round_kernel(self, flat: np.ndarray) -> np.ndarray:
+        """Every row of a K x C_out kernel to its nearest grid values (no error feedback)."""
+        flat = np.asarray(flat, dtype=np.float64)
+        return np.stack([self.round_row(flat[k], k) for k in range(flat.shape[0])])
+
 
 def uniform_grid(fmt: FixedFormat, keep: np.ndarray | None = None) -> Grid:
     """The ``fmt`` grid, rounded and clamped as ``FixedFormat.quantize`` rounds weights;
@@ -191,8 +196,7 @@ def _load_cached(path: Path, weights: FloatWeights, grids: dict[str, Grid]
         if w.shape != w0.shape or b.shape != b0.shape or not np.all(np.isfinite(b)):
             return None
         flat = w.reshape(-1, w.shape[-1]).astype(np.float64)
-        on_grid = np.stack([grids[name].round_row(flat[k], k) for k in range(flat.shape[0])])
-        if not np.array_equal(on_grid, flat):
+        if not np.array_equal(grids[name].round_kernel(flat), flat):
             return None
         out[name] = (w.astype(w0.dtype), b.astype(b0.dtype))
     return out
@@ -265,17 +269,13 @@ def gptq_network(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarr
             if readers[s] <= 0 and s != "frame":
                 del f_acts[s], h_acts[s]
     if path is not None:
-        import io
-
-        from model.files import write_atomic
+        from model.files import npz_bytes, write_atomic
 
         arrays = {}
         for name in grids:
             arrays[f"{name}/w"], arrays[f"{name}/b"] = out[name]
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, buf.getvalue())
+        write_atomic(path, npz_bytes(arrays))
     if log is not None:
         log(f"weights: GPTQ rounding of {len(grids)} conv kernels on {len(frames)} "
             f"calibration frames ({time.perf_counter() - t0:.1f} s)")

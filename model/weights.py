@@ -50,7 +50,7 @@ from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn
 import numpy as np
 
 from model.errors import InputError, ToolFailed
-from model.files import sha256_file, write_atomic
+from model.files import npz_bytes, sha256_file, write_atomic
 
 if TYPE_CHECKING:
     from model.quantize import FloatWeights
@@ -605,21 +605,6 @@ def _read_npz(
         raise _NpzError(f"not a readable .npz of arrays ({exc})") from exc
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """A .npz of ``arrays`` (``np.load`` reads it) whose bytes depend only on the arrays:
-    stored members with a fixed timestamp, so equal weights give an equal file and digest,
-    and two processes writing the same cache at once cannot disagree."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        for key, array in arrays.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, member.getvalue())
-    return out.getvalue()
-
-
 _write_atomic = write_atomic
 
 
@@ -664,7 +649,7 @@ def _save_cache(path: Path, weights: Weights, log: Callable[[str], None]) -> Non
     for name, (kernel, bias) in weights.items():
         arrays[_npz_key(name, "kernel")] = kernel
         arrays[_npz_key(name, "bias")] = bias
-    data = _npz_bytes(arrays)
+    data = npz_bytes(arrays)
     digest = hashlib.sha256(data).hexdigest()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -878,7 +863,7 @@ def save_weights(path: str | Path, weights: FloatWeights) -> Path:
     for name, (k, b) in weights.items():
         arrays[f"{name}/kernel"] = k
         arrays[f"{name}/bias"] = b
-    _write_atomic(path, _npz_bytes(arrays))
+    _write_atomic(path, npz_bytes(arrays))
     return path
 
 

@@ -251,8 +251,7 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     else:
         rounded = {}
         for name, (w, b) in compressed.items():
-            flat = w.reshape(-1, w.shape[-1]).astype(np.float64)
-            r = np.stack([grids[name].round_row(flat[k], k) for k in range(flat.shape[0])])
+            r = grids[name].round_kernel(w.reshape(-1, w.shape[-1]))
             rounded[name] = (r.reshape(w.shape).astype(w.dtype), b)
         if correct:
             rounded = correct_biases(nodes, target, rounded, calib)
