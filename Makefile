@@ -10,13 +10,14 @@ BACKEND ?=
 PART ?=
 CLOCK ?=
 FRAMES ?= 0
+BOARD ?= zcu102
 VENV := build/venv
 STAMP := $(VENV)/.installed
 SQZ := $(VENV)/bin/sqz
 TARGET_ARGS := --config $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) \
 	$(if $(PART),--part $(PART)) $(if $(CLOCK),--clock-mhz $(CLOCK))
 
-.PHONY: help csim eval synth info compress perf rtl-synth sim-full train dse test test-unit test-all lint lint-rtl venv clean
+.PHONY: help csim eval synth bitstream info compress perf rtl-synth sim-full train dse test test-unit test-all lint lint-rtl venv clean
 
 help:
 	@echo "make csim   - SqueezeNet v1.1 (ImageNet, 8-bit) -> hls4ml C simulation on real photos, bit-exact check"
@@ -26,6 +27,7 @@ help:
 	@echo "make lint   - ruff on the Python, verilator --lint-only -Wall on every RTL module and generated top"
 	@echo "make eval DATA=dir - accuracy (labelled class folders: name, index or synset id) or agreement (flat folder), float vs 8-bit, saturation; CSV + JSON in build/eval (LIMIT, CSIM=K: K images bit-exact in C sim)"
 	@echo "make synth  - Vitis/Vivado HLS synthesis + IP export (needs the vendor tool; BACKEND, PART, CLOCK)"
+	@echo "make bitstream BOARD=zcu102 - Vivado project of the AXI-wrapped open RTL (PS, AXI DMA) in build/board/BOARD: .bit, .hwh, utilisation, WNS (needs Vivado; without it: the scripts; BOARD zcu102, zcu104 or kv260)"
 	@echo "make info   - parameters, MACs per frame, 8-bit weight bytes (CONFIG=...)"
 	@echo "make compress - Deep Compression size account (pruning, weight sharing, Huffman) and agreement"
 	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
@@ -48,6 +50,10 @@ csim: $(STAMP)
 
 synth: $(STAMP)
 	$(SQZ) synth $(TARGET_ARGS)
+
+# The board sets the part (a spec for another part is re-planned for the board's).
+bitstream: $(STAMP)
+	$(SQZ) bitstream $(TARGET_ARGS) --board $(BOARD) $(if $(JOBS),--jobs $(JOBS))
 
 # DATA: the image folder (required; sqz names what is wrong with it).
 eval: $(STAMP)

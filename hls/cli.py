@@ -1,7 +1,8 @@
 """Command-line entry point (``sqz``); the Makefile is a thin facade over it.
 
     sqz info  --config configs/squeezenet_v1_1.yaml
-    sqz classify IMAGE... [--config ...] [--backend golden|csim|rtl] [--json] [--top K]
+    sqz classify IMAGE... [--config ...] [--backend golden|csim|rtl|board] [--bitfile BIT]
+                          [--json] [--top K]
     sqz eval  --data DIR [--config ...] [--limit N] [--csim K] [--out DIR]
     sqz csim  --config ...   [--backend Vitis|Vivado] [--frames N]
     sqz synth --config ...   [--backend ...] [--part ...] [--clock-mhz ...]
@@ -11,6 +12,7 @@
     sqz dse   [--sr 0.125,0.25] [--pct 0.5] [--grid FILE] [--full] [--engine local|ray|dask]
     sqz sim-full  --config ... [--frames N] [--stalls] [--cocotb]
     sqz rtl-debug --config ... [--frames N] [--all] [--interval K]
+    sqz bitstream --config ... --board zcu102|zcu104|kv260 [--clock-mhz ...] [--jobs N]
 """
 
 from __future__ import annotations
@@ -157,17 +159,21 @@ def _log_err(*args) -> None:
 
 
 def cmd_classify(args) -> int:
-    """Top-k classes of the user's images through the golden model, the C simulation or the
-    RTL (hls.infer.classify.Classifier); the images are read before any other work."""
+    """Top-k classes of the user's images through the golden model, the C simulation, the
+    RTL or the board (hls.infer.classify.Classifier); the images are read before any other
+    work."""
     import json
 
-    from hls.infer.classify import BACKENDS, Classifier, load_frames
+    from hls.infer.classify import BACKENDS, Classifier, load_frames, make_backend
     from hls.plan.prepare import prepare
     from model.errors import InputError
 
     if args.infer_backend not in BACKENDS:
         raise InputError(f"--backend: {args.infer_backend!r} is not allowed; allowed: "
                          f"{', '.join(BACKENDS)}")
+    if (args.bitfile is None) != (args.infer_backend != "board"):
+        raise InputError("--backend board needs --bitfile PATH" if args.bitfile is None
+                         else "--bitfile is only for --backend board")
     if args.top < 1:
         raise InputError(f"--top: must be a positive integer, got {args.top}")
     _quiet_tensorflow()
@@ -177,7 +183,8 @@ def cmd_classify(args) -> int:
     frames = load_frames(args.images, spec)  # a bad file stops before any other work
     with _stdout_to_stderr() if args.json else contextlib.nullcontext():
         prep = prepare(spec, log=log)
-        clf = Classifier(prep, args.infer_backend, log=log)
+        clf = Classifier(prep, make_backend(args.infer_backend, prep, log, args.bitfile),
+                         log=log)
         log(f"== {spec.name}: {len(frames)} images, {spec.preprocess} preprocessing to "
             f"{spec.height}x{spec.width}, backend {clf.backend.name} "
             f"(prepared in {time.perf_counter() - t0:.1f} s)")
@@ -274,6 +281,40 @@ def cmd_rtl_synth(args) -> int:
           f"{out / 'yosys' / 'stat.json'}")
     print(res.format(part_info(spec.target.part)))
     return 0
+
+
+def cmd_bitstream(args) -> int:
+    """The Vivado project of the AXI-wrapped network on a Zynq UltraScale+ board
+    (hls.board.bitstream); without Vivado on PATH it stops after writing the scripts."""
+    _quiet_tensorflow()
+    from hls.board.bitstream import (
+        board_dir,
+        board_spec,
+        find_vivado,
+        hls4ml_ip,
+        run_vivado,
+        wrap_network,
+        write_board_project,
+    )
+    from hls.board.boards import board_info
+    from hls.hls4ml_backend.csim import project_dir
+
+    board = board_info(args.board)   # a bad board name stops before any work
+    spec = board_spec(_load(args), board, part_flag=args.part)
+    out = board_dir(board)
+    ip = hls4ml_ip(project_dir(spec))
+    print(f"== {spec.name} on {board.name} ({board.part}, {spec.target.clock_mhz:g} MHz): "
+          "planning, open RTL core and AXI wrapper")
+    wrapper = wrap_network(spec, out)
+    scripts = write_board_project(board, wrapper, spec.target.clock_mhz, out_dir=out,
+                                  ip_repo=ip, jobs=args.jobs)
+    print(f"== Vivado project scripts: {', '.join(str(p) for p in scripts.scripts)}; "
+          f"{scripts.deploy}")
+    if ip is not None:
+        print(f"   hls4ml IP of make synth in the project's IP catalog (not wired): {ip}")
+    result = run_vivado(find_vivado(scripts), scripts)
+    print(result.format())
+    return 0 if result.timing_met else 1
 
 
 def cmd_sim_full(args) -> int:
@@ -684,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
                             ("synth", cmd_synth, "vendor HLS synthesis and IP export"),
                             ("perf", cmd_perf, "per-layer folding, cycles, efficiency, chart"),
                             ("rtl-synth", cmd_rtl_synth, "Yosys resources of the open RTL"),
+                            ("bitstream", cmd_bitstream, "Vivado project, bitstream and .hwh "
+                             "of the AXI-wrapped network for a Zynq UltraScale+ board"),
                             ("sim-full", cmd_sim_full,
                              "the open RTL in Verilator on real photos, bit-exact check"),
                             ("rtl-debug", cmd_rtl_debug,
@@ -703,12 +746,12 @@ def main(argv: list[str] | None = None) -> int:
         # A path, or the name of a bundled config (tiny, squeezenet_v1_1_shared, ...).
         p.add_argument("--config", default=paths.DEFAULT_CONFIG, type=paths.config_path)
         p.set_defaults(fn=fn)
-        if name in ("csim", "synth", "perf", "rtl-synth"):
+        if name in ("csim", "synth", "perf", "rtl-synth", "bitstream"):
             p.add_argument("--backend", help="Vitis or Vivado (default: the config's)")
             p.add_argument("--part", help="FPGA part (default: the config's)")
             p.add_argument("--clock-mhz", type=CLOCK_MHZ,
                            help="target clock (default: the config's)")
-        if name in ("csim", "synth", "rtl-synth", "classify", "eval"):
+        if name in ("csim", "synth", "rtl-synth", "classify", "eval", "bitstream"):
             p.add_argument("--calibration", metavar="SET_OR_DIR",
                            help="calibration photos: photo-set (the pinned set, default), "
                                 "bundled (the demo photos) or a folder of images")
@@ -717,7 +760,10 @@ def main(argv: list[str] | None = None) -> int:
             # not `backend`: _load reads that as the hls4ml backend (Vitis / Vivado)
             p.add_argument("--backend", dest="infer_backend", default="golden",
                            help="golden (numpy golden model, default), csim (hls4ml C "
-                                "simulation) or rtl (the open RTL in Verilator)")
+                                "simulation), rtl (the open RTL in Verilator) or board (the "
+                                "bitstream on a PYNQ board: needs --bitfile)")
+            p.add_argument("--bitfile", metavar="PATH",
+                           help="--backend board: the bitstream (.bit, its .hwh beside it)")
             p.add_argument("--json", action="store_true",
                            help='print only a JSON list of {"image", "top5": [{"index", '
                                 '"name", "prob"}]} on stdout (logs go to stderr)')
@@ -735,6 +781,11 @@ def main(argv: list[str] | None = None) -> int:
                                 "simulation, checked bit-exact (default 0)")
             p.add_argument("--out", type=_output_dir, default=None,
                            help="output folder inside build/ (default build/eval/<spec name>)")
+        if name == "bitstream":
+            p.add_argument("--board", default="zcu102",
+                           help="zcu102 (default), zcu104 or kv260; it sets the part")
+            p.add_argument("--jobs", type=_int_in(1, 64), default=4,
+                           help="Vivado runs in parallel (launch_runs -jobs, default 4)")
         if name == "rtl-synth":
             p.add_argument("--flatten", action="store_true",
                            help="flatten before synthesis (cross-module optimisation; "

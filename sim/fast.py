@@ -58,19 +58,21 @@ def fast_dir(name: str) -> Path:
     return paths.build_path("sim", "fast", name)
 
 
-def build(top: str, sources: list[Path], name: str) -> tuple[Path, float]:
-    """Verilate and compile ``top`` with the C++ driver in ``build/sim/fast/<name>/``;
-    rebuilt only when a source, the driver or a flag changed. Returns (binary, seconds
-    spent building; 0 when the previous build was reused)."""
+def build(top: str, sources: list[Path], name: str, *, driver: Path = DRIVER,
+          binary_name: str = BINARY, out: Path | None = None,
+          flags: tuple[str, ...] = VERILATOR_FLAGS) -> tuple[Path, float]:
+    """Verilate and compile ``top`` with the C++ ``driver`` in ``out`` (default
+    ``build/sim/fast/<name>/``); rebuilt only when a source, the driver or a flag changed.
+    Returns (binary, seconds spent building; 0 when the previous build was reused)."""
     from sim.runner import ensure_simulator
 
     ensure_simulator("verilator")
-    out = hold(fast_dir(name))   # one run at a time builds and runs here (model.locks)
-    binary = out / "obj" / BINARY
+    out = hold(out or fast_dir(name))   # one run at a time builds and runs here (model.locks)
+    binary = out / "obj" / binary_name
     digest = hashlib.sha256()
-    for part in (top, *VERILATOR_FLAGS, *MAKE_FLAGS):
+    for part in (top, *flags, *MAKE_FLAGS):
         digest.update(part.encode() + b"\0")
-    for src in (*sources, DRIVER):
+    for src in (*sources, driver):
         digest.update(str(src).encode() + b"\0" + Path(src).read_bytes())
     key = digest.hexdigest()
     stamp = out / "stamp"
@@ -78,9 +80,9 @@ def build(top: str, sources: list[Path], name: str) -> tuple[Path, float]:
         return binary, 0.0
     out.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
-    cmd = ["verilator", *VERILATOR_FLAGS, "--top-module", top, "--Mdir", str(out / "obj"),
-           "-o", BINARY, "-j", str(os.cpu_count() or 1),
-           *[str(s) for s in sources], str(DRIVER)]
+    cmd = ["verilator", *flags, "--top-module", top, "--Mdir", str(out / "obj"),
+           "-o", binary_name, "-j", str(os.cpu_count() or 1),
+           *[str(s) for s in sources], str(driver)]
     env = dict(os.environ)
     env["MAKEFLAGS"] = " ".join([env.get("MAKEFLAGS", ""), *MAKE_FLAGS]).strip()
     t0 = time.perf_counter()

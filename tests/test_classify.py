@@ -106,7 +106,7 @@ def test_classify_errors_name_every_bad_file(tmp_path, images, capsys) -> None:
         assert got.err == err and got.out == ""
     assert cli.main(["classify", str(images[0]), "--backend", "fpga"]) == 2
     assert capsys.readouterr().err == ("error: --backend: 'fpga' is not allowed; allowed: "
-                                       "golden, csim, rtl\n")
+                                       "golden, csim, rtl, board\n")
 
 
 class OffsetBackend:

@@ -1,5 +1,6 @@
 """Imports point one way: model -> plan -> backends -> DSE / simulation -> inference
-(``hls.infer``: classify / eval over every backend) -> CLI.
+(``hls.infer``: classify / eval over every backend) -> CLI; the board project
+(``hls.board``: Vivado scripts around the open RTL) sits on the RTL backend.
 
 Every ``import`` statement in the packages, including those inside functions, is read
 with ``ast`` and checked against the layer table below. Test files (``tests/``,
@@ -23,8 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "hls.dse": {"model", "hls.plan", "hls.dse"},
     "sim": {"model", "hls.plan", "hls.rtl", "sim"},
     "hls.infer": {"model", "hls.plan", "hls.hls4ml_backend", "hls.rtl", "sim", "hls.infer"},
+    "hls.board": {"model", "hls.plan", "hls.rtl", "hls.board"},
     "hls.cli": {"model", "hls.plan", "hls.hls4ml_backend", "hls.rtl", "hls.dse", "sim",
-                "hls.infer", "hls.cli"},
+                "hls.infer", "hls.board", "hls.cli"},
 }
 # third-party packages a layer must not need (the plan is backend-neutral)
 FORBIDDEN_THIRD_PARTY = {"model": {"hls4ml", "cocotb", "jinja2"},
@@ -109,6 +111,9 @@ def test_imports_point_down():
     ("hls.dse", "from hls.cli import main\n", "hls.dse -> hls.cli"),
     ("sim.rtl_frames", "from hls.infer.classify import Classifier\n", "sim -> hls.infer"),
     ("hls.infer.classify", "from hls.cli import main\n", "hls.infer -> hls.cli"),
+    ("hls.board.bitstream", "from sim.network import prepare_network\n", "hls.board -> sim"),
+    ("hls.board.bitstream", "from hls.hls4ml_backend.csim import project_dir\n",
+     "hls.board -> hls.hls4ml_backend"),
 ])
 def test_a_violation_is_reported(module, source, expect):
     found = violations(source, module)

@@ -1,2 +1,3 @@
 """Running the accelerator on a user's images: ``classify`` (one small API with
-interchangeable backends) and ``evaluate`` (accuracy and fidelity on a folder)."""
+interchangeable backends), ``evaluate`` (accuracy and fidelity on a folder) and ``board``
+(the PYNQ driver of the AXI-wrapped network behind ``--backend board``)."""

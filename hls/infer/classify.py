@@ -9,15 +9,17 @@ spec's preprocessing (``model.photos.spec_frame``: by default Caffe's 256x256 re
 centre 227 crop, raw 8-bit BGR, the mean folded into conv1), dequantizing the integer
 class scores with the plan's logit format, softmax and top-k. A *backend* is only the
 hardware: any object with a ``name`` and ``run(frames) -> int array (n_frames x
-classes)`` of logit codes. Three exist:
+classes)`` of logit codes. Four exist:
 
 - ``golden``: the numpy golden model (``model.quantize.run_golden``), the definition of
   the integer arithmetic; ~0.03 s a 227x227 frame.
 - ``csim``: the hls4ml C simulation of the same plan (``hls.hls4ml_backend.csim``), every
   traced layer checked bit-exact against the golden model on the way (``checked``).
 - ``rtl``: the open RTL in Verilator (``sim.rtl_frames``), each score checked likewise.
+- ``board``: the bitstream on a PYNQ board (``hls.infer.board.BoardBackend``: the AXI
+  DMA and the wrapper's registers; needs ``bitfile``, and PYNQ only when opened).
 
-A board driver is one more class with ``name`` and ``run``, passed as ``backend=``.
+Any other object with ``name`` and ``run`` is a backend too, passed as ``backend=``.
 
 Where this sits in the import layers: the module knows all backends, so it is a layer of
 its own just below ``hls.cli`` (``hls.infer`` in ``tests/test_import_layers.py``), but it
@@ -49,7 +51,7 @@ __all__ = ["BACKENDS", "Backend", "ClassProb", "Classifier", "CsimBackend", "Gol
            "Prediction", "RtlBackend", "load_frames", "make_backend", "softmax",
            "top_classes"]
 
-BACKENDS = ("golden", "csim", "rtl")
+BACKENDS = ("golden", "csim", "rtl", "board")
 
 
 @runtime_checkable
@@ -150,13 +152,24 @@ class RtlBackend:
         return scores
 
 
-def make_backend(name: str, prep: Prepared, log=print) -> Backend:
-    """The backend called ``name`` (one of :data:`BACKENDS`) for ``prep``."""
+def make_backend(name: str, prep: Prepared, log=print, bitfile: str | Path | None = None
+                 ) -> Backend:
+    """The backend called ``name`` (one of :data:`BACKENDS`) for ``prep``; ``board`` loads
+    ``bitfile`` with PYNQ."""
     kinds = {"golden": lambda: GoldenBackend(prep), "csim": lambda: CsimBackend(prep, log),
-             "rtl": lambda: RtlBackend(prep, log)}
+             "rtl": lambda: RtlBackend(prep, log), "board": lambda: _board(prep, bitfile, log)}
     if name not in kinds:
         raise InputError(f"backend {name!r} is not allowed; allowed: {', '.join(BACKENDS)}")
     return kinds[name]()
+
+
+def _board(prep: Prepared, bitfile: str | Path | None, log) -> Backend:
+    from hls.infer.board import BoardBackend
+
+    if bitfile is None:
+        raise InputError("the board backend needs the bitstream: --bitfile PATH (the .bit "
+                         "with its .hwh beside it)")
+    return BoardBackend.open(prep, bitfile, log=log)
 
 
 # ------------------------------------------------------------------------ decoding scores

@@ -28,6 +28,8 @@ class Part:
 PARTS = {
     "xczu9eg": Part("xczu9eg", 912, 2520, 274080),
     "xczu7ev": Part("xczu7ev", 312, 1728, 230400, 96),
+    # Kria K26 SOM (KV260): the XCK26 has the ZU5EV's fabric.
+    "xck26": Part("xck26", 144, 1248, 117120, 64),
     "xc7z020": Part("xc7z020", 140, 220, 53200, dsp_pack=False),
     "xcu250": Part("xcu250", 2688, 12288, 1728000, 1280),
 }
