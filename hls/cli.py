@@ -181,8 +181,14 @@ def cmd_classify(args) -> int:
     log = _log_err if args.json else print
     t0 = time.perf_counter()
     frames = load_frames(args.images, spec)  # a bad file stops before any other work
+    if args.infer_backend == "board":
+        from hls.infer.board import require_pynq
+
+        require_pynq(args.bitfile)  # so does a missing PYNQ or bitstream
     with _stdout_to_stderr() if args.json else contextlib.nullcontext():
-        prep = prepare(spec, log=log)
+        # golden and board need no demo photos (nor scikit-image, which bundles them: a
+        # board has only numpy, PyYAML, Pillow and tqdm); the csim testbench uses them
+        prep = prepare(spec, log=log, demo=args.infer_backend in ("csim", "rtl"))
         clf = Classifier(prep, make_backend(args.infer_backend, prep, log, args.bitfile),
                          log=log)
         log(f"== {spec.name}: {len(frames)} images, {spec.preprocess} preprocessing to "

@@ -192,7 +192,7 @@ def test_sqz_classify_backend_board_through_a_stand_in_pynq(tiny_prep, wrapped, 
 
     monkeypatch.setitem(sys.modules, "pynq", types.SimpleNamespace(
         Overlay=load, allocate=SimOverlay.allocate))
-    monkeypatch.setattr("hls.plan.prepare.prepare", lambda spec, log=print: tiny_prep)
+    monkeypatch.setattr("hls.plan.prepare.prepare", lambda spec, log=print, demo=True: tiny_prep)
     images = [str(p) for p in photo_paths]
     assert cli.main(["classify", "--config", "tiny", *images, "--json"]) == 0
     want = json.loads(capsys.readouterr().out)
@@ -337,7 +337,10 @@ def test_without_pynq_the_board_backend_says_so(tiny_prep, photo_paths, monkeypa
     monkeypatch.setitem(sys.modules, "pynq", None)   # import pynq raises ImportError
     with pytest.raises(ToolNotFound, match=r"--backend board needs PYNQ \(the pynq package"):
         BoardDriver.open("build/board/zcu104/zcu104.bit", tiny_prep)
-    monkeypatch.setattr("hls.plan.prepare.prepare", lambda spec, log=print: tiny_prep)
+    def no_prepare(spec, log=print, demo=True):
+        raise AssertionError("PYNQ is checked before the network is prepared")
+
+    monkeypatch.setattr("hls.plan.prepare.prepare", no_prepare)
     image = str(photo_paths[0])
     assert cli.main(["classify", "--config", "tiny", image, "--backend", "board",
                      "--bitfile", "x.bit"]) == 1

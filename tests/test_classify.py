@@ -61,7 +61,7 @@ def test_classify_cli_json_is_only_json_on_stdout(default_prep, images, monkeypa
     # The command on the default config, with the session's prepare() of it (the same
     # call the command makes; test_classify_default_network_matches_the_golden_model runs
     # the whole default network)
-    monkeypatch.setattr("hls.plan.prepare.prepare", lambda spec, log=print: default_prep)
+    monkeypatch.setattr("hls.plan.prepare.prepare", lambda spec, log=print, demo=True: default_prep)
     assert cli.main(["classify", *map(str, images), "--json"]) == 0
     out, err = capfd.readouterr()
     got = json.loads(out)  # stdout holds the JSON and nothing else
@@ -81,7 +81,7 @@ def test_classify_cli_json_is_only_json_on_stdout(default_prep, images, monkeypa
 
 
 def test_classify_cli_text_and_top_k(default_prep, images, monkeypatch, capsys, caffe) -> None:
-    monkeypatch.setattr("hls.plan.prepare.prepare", lambda spec, log=print: default_prep)
+    monkeypatch.setattr("hls.plan.prepare.prepare", lambda spec, log=print, demo=True: default_prep)
     assert cli.main(["classify", str(images[1]), "--top", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     want = expected_top(default_prep, caffe(images[1]), 3)

@@ -115,6 +115,20 @@ def decode_status(value: int) -> str:
     return "|".join(names) or "-"
 
 
+def require_pynq(bitfile: str | Path):
+    """The ``pynq`` module, and ``bitfile`` present: checked before any other work (the
+    CLI calls this before it prepares the network)."""
+    try:
+        import pynq
+    except ImportError as exc:
+        raise ToolNotFound("--backend board needs PYNQ (the pynq package, on the "
+                           f"board's Linux image) and it cannot be imported here: "
+                           f"{exc}") from None
+    if not Path(bitfile).is_file():
+        raise InputNotFound(f"bitstream not found: {bitfile}")
+    return pynq
+
+
 class BoardDriver:
     """The wrapped network through a DMA and an AXI-Lite register file (PYNQ-shaped)."""
 
@@ -162,15 +176,8 @@ class BoardDriver:
              timeout_s: float = 5.0, log: Callable[..., None] | None = None) -> BoardDriver:
         """Load ``bitfile`` with PYNQ (``pynq.Overlay``; the ``.hwh`` beside it names the
         cells ``dma`` and ``sqz``) and connect, checking the format against ``prep``."""
-        try:
-            import pynq
-        except ImportError as exc:
-            raise ToolNotFound("--backend board needs PYNQ (the pynq package, on the "
-                               f"board's Linux image) and it cannot be imported here: "
-                               f"{exc}") from None
+        pynq = require_pynq(bitfile)
         path = Path(bitfile)
-        if not path.is_file():
-            raise InputNotFound(f"bitstream not found: {path}")
         overlay = pynq.Overlay(str(path))
         missing = [name for name in ("dma", "sqz") if not hasattr(overlay, name)]
         if missing:

@@ -264,13 +264,16 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     return rounded, formats, levels
 
 
-def prepare(spec: NetworkSpec, log=print) -> Prepared:
+def prepare(spec: NetworkSpec, log=print, demo: bool = True) -> Prepared:
+    """Weights, calibration, quantization plan and folding of ``spec``; ``frames`` are the
+    bundled demo photos (``demo=False``: none, and scikit-image / scikit-learn, which
+    bundle them, are not imported: what a board running only ``sqz classify`` needs)."""
     t0 = time.perf_counter()
     nodes = build_graph(spec)
     check_bounds(spec, nodes)
     weights = float_weights(spec, nodes, paths.BUILD / "weights")
     t1 = time.perf_counter()
-    frames = demo_frames(spec)
+    frames = demo_frames(spec) if demo else []
     calib, calib_what = calibration_frames(spec, log)
     original = weights
     weights, formats, levels = round_weights(spec, nodes, weights,
