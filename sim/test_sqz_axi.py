@@ -6,7 +6,9 @@ pytest functions below read what each cocotb test measured and whether it passed
 bit-exact under random pauses, backpressure and null bytes (with TLAST / TKEEP placement
 and every register), a short frame, long frames, a soft reset mid-frame; and the wrapped
 top's cycles per frame against the core's alone (the fast C++ simulation of
-``sim.fast``, whose build ``sim/test_fast_sim.py`` shares).
+``sim.fast``, whose build ``sim/test_fast_sim.py`` shares). Then the shell around a
+stand-in core that takes a pixel every cycle (``STAND_IN``): the full input rate and the
+serialiser modes the tiny core does not use, among them the v1.1 network's 1000-lane beat.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -40,23 +43,36 @@ def tiny_axi():
 @pytest.fixture(scope="module")
 def axi_run(tiny_axi):
     """Build and run the bench once: (figures per cocotb test, failure text per test)."""
-    from sim.runner import run_cocotb
-
     spec, _design, vectors, axi = tiny_axi
     result = vectors.parent / "result_axi.json"
     result.unlink(missing_ok=True)
-    data = {"frame_bytes": axi.frame_bytes, "out_bytes": axi.out_bytes,
-            "field_bits": axi.field_bits, "score_bits": axi.score_bits,
-            "score_signed": axi.score_signed, "classes": axi.classes,
-            "out_format": axi.out_format}
-    try:
-        build = run_cocotb(axi.module, axi.sources, {}, BENCH, build_name="axi",
-                           data=data, extra_env={"SQZ_VECTORS": str(vectors),
-                                                 "SQZ_RESULT": str(result)})
-    except SystemExit:   # cocotb's runner exits when a test failed; results.xml says which
-        from model import paths
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIM", "verilator")   # ~250k cycles: Icarus would take minutes
+        outcome = _run(axi.module, axi.sources, {}, "axi", _bench_data(axi), COCOTB_TESTS,
+                       {"SQZ_VECTORS": str(vectors), "SQZ_RESULT": str(result)})
+    figures = json.loads(result.read_text()) if result.exists() else {}
+    return figures, outcome
 
-        build = paths.build_path("sim", "verilator", axi.module, "axi")
+
+def _bench_data(axi) -> dict:
+    return {"frame_bytes": axi.frame_bytes, "pix_bytes": axi.pix_bytes,
+            "out_bytes": axi.out_bytes, "field_bits": axi.field_bits,
+            "score_bits": axi.score_bits, "score_signed": axi.score_signed,
+            "classes": axi.classes, "out_format": axi.out_format}
+
+
+def _run(top: str, sources: list, params: dict, build_name: str, data: dict,
+         testcases, env: dict) -> dict:
+    """Build and run cocotb tests of the bench; failure text (None: passed) per test."""
+    from model import paths
+    from sim.runner import run_cocotb, simulator
+
+    build = paths.build_path("sim", simulator(), top, build_name)
+    try:
+        build = run_cocotb(top, sources, params, BENCH, build_name=build_name, data=data,
+                           testcase=testcases, extra_env=env)
+    except SystemExit:   # cocotb's runner exits when a test failed; results.xml says which
+        pass
     outcome = {}
     xml = build / "results.xml"
     if xml.exists():
@@ -66,8 +82,7 @@ def axi_run(tiny_axi):
                 bad = case.find("error")
             outcome[case.get("name")] = (None if bad is None
                                          else (bad.get("message") or "failed"))
-    figures = json.loads(result.read_text()) if result.exists() else {}
-    return figures, outcome
+    return outcome
 
 
 def _passed(axi_run, test: str, key: str) -> dict:
@@ -119,6 +134,51 @@ def test_axi_cycles_per_frame_equal_the_core(tiny_axi, axi_run):
           f"first-frame latency from an idle pipeline: wrapped {fig['first_latency_plain']}, "
           f"core {core['first_frame_latency_cycles']}")
     assert fig["cycles_per_frame"] == core["cycles_per_frame"]
+
+
+# The stand-in core (sim/templates/sqz_axi_test_top.v) takes a pixel every cycle: the
+# shell's full input rate, and the serialiser modes the tiny network (1-lane core beats,
+# 16-bit unsigned scores) does not reach. v1_1_out: the v1.1 network's shapes, 3-byte
+# pixels and one 1000-lane core beat read 4 scores a cycle. odd_signed8: 8-byte pixels
+# (a whole input beat each cycle), 3-lane core beats straddling 8-score output beats, 7-bit
+# signed scores in 8-bit fields, a partial last beat (9 bytes). odd_signed8 runs under
+# Icarus (a second simulator for the shell, and ~1 s to compile where Verilator takes
+# ~10 s; Icarus takes longer than Verilator on the 1000-lane top). 1-byte pixels and 32-bit
+# fields are linted (sim/test_lint.py), not simulated.
+STAND_IN = {
+    "v1_1_out": ({"FRAME_BYTES": 768, "PIX_BYTES": 3, "CLASSES": 1000, "CORE_LANES": 1000,
+                  "SCORE_BITS": 16, "SCORE_SIGNED": 0}, "verilator"),
+    "odd_signed8": ({"FRAME_BYTES": 320, "PIX_BYTES": 8, "CLASSES": 9, "CORE_LANES": 3,
+                     "SCORE_BITS": 7, "SCORE_SIGNED": 1}, "icarus"),
+}
+
+
+@pytest.mark.parametrize("case", list(STAND_IN))
+def test_axi_shell_stand_in_core(case, tmp_path, monkeypatch):
+    from hls.rtl.axi import SHELL, AxiTop, field_bits
+    from sim.runner import RTL
+
+    p, sim = STAND_IN[case]
+    field = field_bits(p["SCORE_BITS"])
+    top = Path(__file__).parent / "templates" / "sqz_axi_test_top.v"
+    axi = AxiTop(module="sqz_axi_test_top", path=top, core="stand_in", sources=[],
+                 frame_bytes=p["FRAME_BYTES"], pix_bytes=p["PIX_BYTES"],
+                 out_bytes=p["CLASSES"] * field // 8, field_bits=field,
+                 score_bits=p["SCORE_BITS"], score_signed=bool(p["SCORE_SIGNED"]),
+                 classes=p["CLASSES"], core_lanes=p["CORE_LANES"])
+    result = tmp_path / "result.json"
+    monkeypatch.setenv("SIM", sim)
+    outcome = _run(axi.module, [RTL / f"{SHELL}.v", top], {**p, "FIELD_BITS": field},
+                   f"stand_in_{case}", _bench_data(axi), "test_stand_in_core",
+                   {"SQZ_RESULT": str(result)})
+    figures = json.loads(result.read_text()) if result.exists() else {}
+    assert outcome.get("test_stand_in_core", "did not run") is None, outcome
+    fig = figures["stand_in"]
+    print(f"\n{case}: {fig['compared']} outputs compared, {fig['mismatches']} mismatches; the "
+          f"core's input: {fig['core_starved_cycles']} cycles ready without a pixel, "
+          f"{fig['core_longest_run']} pixels on consecutive cycles "
+          f"({fig['frame_pixels']} per frame)")
+    assert fig["mismatches"] == 0 and fig["compared"] == 5 * p["CLASSES"]
 
 
 def test_shell_register_defaults_match_the_map():

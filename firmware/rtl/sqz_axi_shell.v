@@ -543,16 +543,29 @@ assign frame_end = core_m_tready && core_m_tlast;
 wire [63:0] out_next;
 wire [7:0] keep_next;
 
+wire [ICB-1:0] chunks [0:NCH-1];   // the core beat, chunk by chunk
+
 genvar gs, gl;
 generate
+for (gs = 0; gs < NCH; gs = gs + 1) begin : g_chunk
+    assign chunks[gs] = core_m_tdata[gs * ICB +: ICB];
+end
 for (gs = 0; gs < SLOTS; gs = gs + 1) begin : g_slot
     localparam [SW-1:0] S = gs;
     localparam [XW-1:0] S_X = gs;
     wire in_range = S >= base_f && S < new_fill;
-    wire [XW-1:0] idx_x = {{(XW - CW){1'b0}}, chunk_reg} + S_X - {{(XW - SW){1'b0}}, base_f};
-    wire unused_idx = &{1'b0, idx_x[XW-1:CW]};   // < NCH in range
-    wire [CW-1:0] idx = in_range ? idx_x[CW-1:0] : {CW{1'b0}};
-    wire [ICB-1:0] raw = core_m_tdata[idx * ICB +: ICB];
+    wire [ICB-1:0] raw;
+    if (SLOTS == 1) begin : g_direct
+        // One chunk per output beat: the chunk counter is the index (Yosys maps this read
+        // to half the LUTs of one through an adder).
+        assign raw = chunks[chunk_reg];
+    end else begin : g_offset
+        // Out of range the index may pass NCH-1; the read is then not used.
+        wire [XW-1:0] idx_x = {{(XW - CW){1'b0}}, chunk_reg} + S_X
+                              - {{(XW - SW){1'b0}}, base_f};
+        wire unused_idx = &{1'b0, idx_x[XW-1:CW]};   // < NCH in range
+        assign raw = chunks[idx_x[CW-1:0]];
+    end
     wire [OCB-1:0] ext;
     for (gl = 0; gl < G; gl = gl + 1) begin : g_lane
         wire [SCORE_BITS-1:0] score = raw[gl * SCORE_BITS +: SCORE_BITS];
