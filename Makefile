@@ -27,7 +27,7 @@ help:
 	@echo "make lint   - ruff on the Python, verilator --lint-only -Wall on every RTL module and generated top"
 	@echo "make eval DATA=dir - accuracy (labelled class folders: name, index or synset id) or agreement (flat folder), float vs 8-bit, saturation; CSV + JSON in build/eval (LIMIT, CSIM=K: K images bit-exact in C sim)"
 	@echo "make synth  - Vitis/Vivado HLS synthesis + IP export (needs the vendor tool; BACKEND, PART, CLOCK)"
-	@echo "make bitstream BOARD=zcu102 - Vivado project of the AXI-wrapped open RTL (PS, AXI DMA) in build/board/BOARD: .bit, .hwh, utilisation, WNS (needs Vivado; without it: the scripts; BOARD zcu102, zcu104 or kv260)"
+	@echo "make bitstream BOARD=zcu102 - Vivado project of the AXI-wrapped open RTL (PS, AXI DMA) in build/board/BOARD: .bit, .hwh, utilisation, WNS (needs Vivado; without it: the scripts; BOARD zcu102, zcu104 or kv260; CORE=hls4ml: the RTL make synth exported instead of the open core)"
 	@echo "make info   - parameters, MACs per frame, 8-bit weight bytes (CONFIG=...)"
 	@echo "make compress - Deep Compression size account (pruning, weight sharing, Huffman) and agreement"
 	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
@@ -53,7 +53,8 @@ synth: $(STAMP)
 
 # The board sets the part (a spec for another part is re-planned for the board's).
 bitstream: $(STAMP)
-	$(SQZ) bitstream $(TARGET_ARGS) --board $(BOARD) $(if $(JOBS),--jobs $(JOBS))
+	$(SQZ) bitstream $(TARGET_ARGS) --board $(BOARD) $(if $(JOBS),--jobs $(JOBS)) \
+		$(if $(CORE),--core $(CORE))
 
 # DATA: the image folder (required; sqz names what is wrong with it).
 eval: $(STAMP)

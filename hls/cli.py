@@ -13,6 +13,7 @@
     sqz sim-full  --config ... [--frames N] [--stalls] [--cocotb]
     sqz rtl-debug --config ... [--frames N] [--all] [--interval K]
     sqz bitstream --config ... --board zcu102|zcu104|kv260 [--clock-mhz ...] [--jobs N]
+                  [--core open|hls4ml]
 """
 
 from __future__ import annotations
@@ -296,6 +297,7 @@ def cmd_bitstream(args) -> int:
     from hls.board.bitstream import (
         board_dir,
         board_spec,
+        find_hls4ml_verilog,
         find_vivado,
         hls4ml_ip,
         run_vivado,
@@ -308,10 +310,13 @@ def cmd_bitstream(args) -> int:
     board = board_info(args.board)   # a bad board name stops before any work
     spec = board_spec(_load(args), board, part_flag=args.part)
     out = board_dir(board)
-    ip = hls4ml_ip(project_dir(spec))
+    # --core hls4ml: make synth's exported Verilog, looked up before any work (exit 2)
+    vendor = find_hls4ml_verilog(spec) if args.core == "hls4ml" else None
+    ip = hls4ml_ip(project_dir(spec)) if vendor is None else None
     print(f"== {spec.name} on {board.name} ({board.part}, {spec.target.clock_mhz:g} MHz): "
-          "planning, open RTL core and AXI wrapper")
-    wrapper = wrap_network(spec, out)
+          + ("planning, open RTL core and AXI wrapper" if vendor is None else
+             f"planning, hls4ml RTL of make synth ({vendor}), its adapter and AXI wrapper"))
+    wrapper = wrap_network(spec, out, core=args.core, hls4ml_dir=vendor)
     scripts = write_board_project(board, wrapper, spec.target.clock_mhz, out_dir=out,
                                   ip_repo=ip, jobs=args.jobs)
     print(f"== Vivado project scripts: {', '.join(str(p) for p in scripts.scripts)}; "
@@ -792,6 +797,10 @@ def main(argv: list[str] | None = None) -> int:
                            help="zcu102 (default), zcu104 or kv260; it sets the part")
             p.add_argument("--jobs", type=_int_in(1, 64), default=4,
                            help="Vivado runs in parallel (launch_runs -jobs, default 4)")
+            p.add_argument("--core", choices=("open", "hls4ml"), default="open",
+                           help="the core in the wrapper: open (the open RTL, default) or "
+                                "hls4ml (the Verilog make synth exported, behind the "
+                                "stream adapter)")
         if name == "rtl-synth":
             p.add_argument("--flatten", action="store_true",
                            help="flatten before synthesis (cross-module optimisation; "

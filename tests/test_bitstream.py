@@ -895,3 +895,89 @@ def test_cli_refuses_a_hostile_board_before_any_work(capsys):
     assert err == ("error: --board: 'zcu102;rm' is not a supported board; supported: zcu102, "
                    "zcu104, kv260\n")
     assert not (paths.BUILD / "board" / "zcu102;rm").exists()
+
+
+# ------------------------------------------------------------------ --core hls4ml
+
+def _cli_bitstream(argv, folder: Path):
+    """``sqz bitstream ...`` with the board folder under ``folder`` and no vivado on PATH:
+    (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bs, "board_dir", lambda board: folder / board.name)
+        no_vivado = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+                     if d and not (Path(d) / "vivado").exists()]
+        mp.setenv("PATH", os.pathsep.join(no_vivado))
+        from hls import cli
+
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = cli.main(["bitstream", *argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+@needs_axi
+@needs_tclsh
+def test_hls4ml_core_behind_the_adapter(build_tmp, monkeypatch, tmp_path):
+    """``--core hls4ml`` on a fake ``make synth`` export: a Vitis-style stand-in
+    (sim/vendor_mock.py, the open RTL top behind the vendor's ports, not vendor RTL) with a
+    ROM file and an IP Tcl beside it. The Tcl adds the exported Verilog, the memory file,
+    the adapter, the shell and the wrapper; every sqz pin is a port of the rendered
+    wrapper, which instantiates the adapter with all classes per core beat."""
+    from sim.vendor_mock import mock_vendor_top
+
+    project = build_tmp / "hls" / "tiny_vitis"
+    export = project / "squeezenet_prj" / "solution1" / "impl" / "verilog"
+    export.mkdir(parents=True)
+    (export / "squeezenet.v").write_text(mock_vendor_top("vitis", "sqz_tiny", 10, 16))
+    (export / "squeezenet_w2_rom.v").write_text(
+        'module squeezenet_w2_rom;\ninitial $readmemh("./squeezenet_w2_rom.dat", mem);\n'
+        "endmodule\n")
+    (export / "squeezenet_w2_rom.dat").write_text("00\n01\n")
+    (export / "squeezenet_fadd_ip.tcl").write_text("# create_ip ...\n")
+    monkeypatch.setattr(bs, "hls4ml_verilog_dirs",
+                        lambda spec: [(project, "*_prj/solution1/impl/verilog")])
+    rc, out, err = _cli_bitstream(["--config", "tiny", "--board", "zcu102", "--core",
+                                   "hls4ml"], build_tmp / "board")
+    assert rc == 1 and err.startswith("error: no Vivado on PATH"), err
+    assert "squeezenet_fadd_ip.tcl" in out   # named, not sourced
+    folder = build_tmp / "board" / "zcu102"
+    deploy = json.loads((folder / "deploy.json").read_text())
+    assert deploy["core"] == "hls4ml" and deploy["module"] == "sqz_tiny_axi"
+    assert deploy["core_top"] == "sqz_tiny_hls4ml" and deploy["classes"] == 10
+    s = bs._scripts(board_info("zcu102"), folder)
+    rc, err, calls = run_stubbed(s.run, tmp_path)
+    assert rc == 0, err
+    rtl = folder / "rtl"
+    files = [Path(c[1]) for c in calls if c[0] == "FILE"]
+    assert files[:6] == [export / "squeezenet.v", export / "squeezenet_w2_rom.v",
+                         rtl / "sqz_tiny_hls4ml.v", paths.RTL_DIR / "sqz_axi_shell.v",
+                         rtl / "sqz_tiny_axi.v", export / "squeezenet_w2_rom.dat"]
+    assert not any(f.suffix == ".tcl" for f in files)
+    assert not (rtl / "sqz_tiny.v").exists()     # the open core is not written
+    w = bs.Wrapper(module="sqz_tiny_axi", sources=tuple(files[:5]), spec_name="tiny",
+                   core_top="sqz_tiny_hls4ml", frame_bytes=deploy["frame_bytes"],
+                   out_bytes=deploy["out_bytes"], field_bits=16, score_bits=16,
+                   score_signed=deploy["score_signed"], classes=10, core="hls4ml")
+    check_wrapper_side(calls, w, 200.0)
+    check_flow(calls, s)
+    top = (rtl / "sqz_tiny_axi.v").read_text()
+    ports = {p.name: (p.direction, p.width) for p in parse_ports(top, w.module)}
+    assert ports == bs.WRAPPER_PORTS
+    assert re.search(r"^sqz_tiny_hls4ml core \(", top, re.M)
+    assert ".CORE_LANES(10)" in top and "wire [159:0] core_m_tdata;" in top
+    adapter = parse_ports((rtl / "sqz_tiny_hls4ml.v").read_text(), "sqz_tiny_hls4ml")
+    assert {p.name: p.width for p in adapter}["m_axis_tdata"] == 160
+
+
+def test_hls4ml_core_without_an_export_stops_before_any_tcl(build_tmp, monkeypatch):
+    monkeypatch.setattr(bs, "hls4ml_verilog_dirs",
+                        lambda spec: [(build_tmp / "hls" / "tiny_vitis",
+                                       "*_prj/solution1/impl/verilog")])
+    rc, out, err = _cli_bitstream(["--config", "tiny", "--board", "zcu102", "--core",
+                                   "hls4ml"], build_tmp / "board")
+    assert rc == 2
+    assert err == (f"error: --core hls4ml: no Verilog exported by make synth for tiny; looked "
+                   f"in {build_tmp}/hls/tiny_vitis/*_prj/solution1/impl/verilog/*.v; run "
+                   "`make synth CONFIG=<the config of tiny>` where Vitis HLS or Vivado HLS is "
+                   "installed, or use --core open\n")
+    assert not (build_tmp / "board").exists()

@@ -74,6 +74,7 @@ def _folder(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # ~30 s: the Fashion-MNIST CLI test covers the command in `make test`
 def test_finetune_cli_pruned_v11_on_an_image_folder(tmp_path, weights_cache_dir):
     data = _folder(tmp_path / "photos")
     sqz = Path(sys.executable).parent / "sqz"

@@ -29,11 +29,28 @@ Part: the board fixes it. A spec planned for another part is re-planned for the 
 block RAM, and ``prepare``'s fit check refuses a design that cannot fit); an explicit
 ``--part`` that differs from the board's is refused, naming both.
 
-The hls4ml core (``make synth``): where its exported IP exists, the project's IP catalog
-holds it (``ip_repo_paths``), so a user can swap it in by hand. The block design itself
-wires the open RTL core only: the wrapper instantiates the core top by name, and putting
-the vendor top there needs the stream adapter of ``hls/rtl/vendor.py`` around it and the
-exported IP's memory files in the project, which this flow does not do.
+The core inside the wrapper (``--core``, Makefile ``CORE``):
+
+- ``open`` (default): the open RTL core ``generate_rtl`` writes. Where ``make synth``
+  exported hls4ml IP, the project's IP catalog also holds it (``ip_repo_paths``), unwired.
+- ``hls4ml``: the Verilog ``make synth`` exported for the spec (the first of
+  ``build/hls/<spec>_<backend>/*_prj/solution1/{impl,syn}/verilog``, the spec's backend
+  first; none: an error naming where it looked, exit 2, nothing written). Its top
+  ``squeezenet`` goes behind the stream adapter ``<core top>_hls4ml`` of
+  ``hls/rtl/vendor.py`` (one pixel per input beat, all class scores in one output beat,
+  TLAST counted), and the AXI top (same module ``<core top>_axi``, same ports, so the
+  block design is unchanged) instantiates the adapter with CORE_LANES = classes. The Tcl
+  adds the exported ``.v`` files, the adapter, the shell and the top, and every other
+  non-``.tcl`` file of that folder as a memory file (the ROM contents the exported RTL
+  reads with ``$readmemh``); ``.tcl`` files there (Xilinx IP such as floating-point
+  cores) are named in a warning and not sourced. ``deploy.json`` records ``"core"``.
+
+What is checked here: the scripts under ``tclsh`` with stub Vivado commands
+(``tests/test_bitstream.py``), for the open core against the real wrapper and for the
+hls4ml core against a Vitis-style stand-in (``sim/vendor_mock.py``), and the adapter in
+simulation against the same stand-ins (``sim/test_vendor_rtl.py``). Not done: no script
+has been run in Vivado, no vendor-exported RTL has been through this flow, and the
+hls4ml core's timing, resources and scores on a board are unmeasured.
 """
 
 from __future__ import annotations
@@ -105,6 +122,7 @@ DMA_LENGTH_BITS = 26       # c_sg_length_width: transfers up to 2**26 - 1 bytes
 DMA_BURST = 64             # beats per AXI burst on the memory side
 DMA_ADDR_BITS = 64         # the whole PS DDR (both DDR_LOW and DDR_HIGH) reachable
 DEFAULT_JOBS = 4
+CORES = ("open", "hls4ml")   # the core inside the wrapper: open RTL, or make synth's export
 
 # ---------------------------------------------------------------- value checks
 
@@ -173,10 +191,13 @@ class Wrapper:
     frame_shape: tuple[int, ...] = ()                 # height, width, channels
     logit_format: dict = field(default_factory=dict)  # the scores as fixed point
     registers: object = ()                            # hls.rtl.axi.REGISTERS
+    core: str = "open"                                # CORES: the core inside the wrapper
+    data_files: tuple[Path, ...] = ()                 # memory init files of the core
 
     @classmethod
     def from_axi_top(cls, top, spec_name: str, core_top: str, frame_shape=(),
-                     logit_format: dict | None = None, registers: object = ()) -> Wrapper:
+                     logit_format: dict | None = None, registers: object = (),
+                     core: str = "open", data_files=()) -> Wrapper:
         """From ``hls.rtl.axi.generate_axi_top``'s result (read by attribute name)."""
         return cls(module=top.module, sources=tuple(Path(s) for s in top.sources),
                    spec_name=spec_name, core_top=core_top, frame_bytes=int(top.frame_bytes),
@@ -185,13 +206,20 @@ class Wrapper:
                    classes=int(top.classes), in_bytes_per_beat=int(top.in_bytes_per_beat),
                    out_bytes_per_beat=int(top.out_bytes_per_beat),
                    frame_shape=tuple(int(v) for v in frame_shape),
-                   logit_format=dict(logit_format or {}), registers=registers)
+                   logit_format=dict(logit_format or {}), registers=registers, core=core,
+                   data_files=tuple(Path(d) for d in data_files))
 
     def check(self) -> None:
         """Refuse names, paths and widths the block design cannot take."""
         check_ident("wrapper module", self.module)
         check_ident("core top", self.core_top)
         check_ident("spec name", self.spec_name)
+        if self.core not in CORES:
+            raise InputError(f"core {self.core!r}: one of {', '.join(CORES)}")
+        for d in self.data_files:
+            check_tcl_path("memory file", d)
+            if not Path(d).is_file():
+                raise InputNotFound(f"memory file not found: {d}")
         if not self.sources:
             raise InputError(f"{self.module}: no Verilog sources")
         for s in self.sources:
@@ -213,7 +241,8 @@ class Wrapper:
                                  f"holds 1..{limit:,d} bytes")
 
     def deploy(self) -> dict:
-        return {"spec": self.spec_name, "core_top": self.core_top, "module": self.module,
+        return {"spec": self.spec_name, "core": self.core, "core_top": self.core_top,
+                "module": self.module,
                 "frame_shape": list(self.frame_shape), "frame_bytes": self.frame_bytes,
                 "out_bytes": self.out_bytes, "in_bytes_per_beat": self.in_bytes_per_beat,
                 "out_bytes_per_beat": self.out_bytes_per_beat, "field_bits": self.field_bits,
@@ -266,26 +295,96 @@ def hls4ml_ip(project: Path) -> Path | None:
     return ip if ip.is_dir() else None
 
 
-def wrap_network(spec: NetworkSpec, out_dir: Path, log=print) -> Wrapper:
-    """Prepare the spec, write its open RTL core and the AXI wrapper under ``out_dir/rtl``
-    (one copy per board, so another board's run does not change this project's sources)."""
+def hls4ml_verilog_dirs(spec: NetworkSpec) -> list[tuple[Path, str]]:
+    """Where ``make synth`` leaves the exported Verilog of ``spec``'s hls4ml project, as
+    (project folder, glob) in the order searched: the spec's backend first, ``impl``
+    before ``syn`` (the globs of ``sim/test_vendor_rtl.py``'s ``exported_verilog``)."""
+    backends = [spec.target.backend.lower()]
+    backends += [b for b in ("vitis", "vivado") if b not in backends]
+    return [(paths.build_path("hls", f"{spec.name}_{b}"), f"*_prj/solution1/{stage}/verilog")
+            for b in backends for stage in ("impl", "syn")]
+
+
+def find_hls4ml_verilog(spec: NetworkSpec) -> Path:
+    """The first folder of :func:`hls4ml_verilog_dirs` holding ``*.v`` files (one export
+    only: the impl and syn copies define the same modules), else :class:`InputNotFound`
+    naming where it looked."""
+    looked = hls4ml_verilog_dirs(spec)
+    for project, pattern in looked:
+        for folder in sorted(project.glob(pattern)):
+            if folder.is_dir() and any(folder.glob("*.v")):
+                return folder
+    raise InputNotFound(
+        f"--core hls4ml: no Verilog exported by make synth for {spec.name}; looked in "
+        + ", ".join(f"{p}/{g}/*.v" for p, g in looked) + f"; run `make synth CONFIG=<the config of "
+        f"{spec.name}>` where Vitis HLS or Vivado HLS is installed, or use --core open")
+
+
+def hls4ml_files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(Verilog, memory files, Tcl) of an exported verilog folder. The HLS tools write
+    ROM contents next to the Verilog (``<rom>.dat``, read by ``$readmemh("./<rom>.dat")``)
+    and, for Xilinx IP the RTL instantiates (floating point cores), ``<ip>_ip.tcl``; every
+    file that is neither ``.v`` nor ``.tcl`` is taken as a memory file."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    return ([p for p in files if p.suffix == ".v"],
+            [p for p in files if p.suffix not in (".v", ".tcl")],
+            [p for p in files if p.suffix == ".tcl"])
+
+
+def wrap_network(spec: NetworkSpec, out_dir: Path, log=print, core: str = "open",
+                 hls4ml_dir: Path | None = None) -> Wrapper:
+    """Prepare the spec, write its core and the AXI wrapper under ``out_dir/rtl`` (one copy
+    per board, so another board's run does not change this project's sources).
+
+    ``core="open"``: the open RTL core (``generate_rtl``). ``core="hls4ml"``: the Verilog
+    ``make synth`` exported (``hls4ml_dir``, default :func:`find_hls4ml_verilog`) behind
+    the stream adapter ``<core top>_hls4ml`` (``hls/rtl/vendor.py``: one pixel per input
+    beat, all class scores in one output beat); the wrapper module keeps its name."""
     from hls.plan.prepare import prepare
     from hls.rtl.axi import REGISTERS, generate_axi_top  # the wrapper (issue #12, part A)
-    from hls.rtl.generate import generate_rtl
 
+    if core not in CORES:
+        raise InputError(f"--core {core!r}: one of {', '.join(CORES)}")
+    if core == "hls4ml" and hls4ml_dir is None:
+        hls4ml_dir = find_hls4ml_verilog(spec)   # before any work
     prep = prepare(spec, log=log)
     top = paths.top_module_name(spec)
     rtl = Path(out_dir) / "rtl"
-    design = generate_rtl(top, prep.nodes, prep.plan, prep.folding, rtl,
-                          source=f"{spec.name} ({spec.variant})",
-                          description=f"{spec.height}x{spec.width}x{spec.channels} -> "
-                                      f"{spec.classes} classes")
-    axi = generate_axi_top(design, prep, rtl)
     fmt = prep.plan.layers[prep.nodes[-1].name].out_fmt
+    data: list[Path] = []
+    if core == "open":
+        from hls.rtl.generate import generate_rtl
+
+        design = generate_rtl(top, prep.nodes, prep.plan, prep.folding, rtl,
+                              source=f"{spec.name} ({spec.variant})",
+                              description=f"{spec.height}x{spec.width}x{spec.channels} -> "
+                                          f"{spec.classes} classes")
+        axi = generate_axi_top(design, prep, rtl)
+        core_top = top
+    else:
+        from hls.plan.streams import fifo_plan
+        from hls.rtl.passes import build_design
+        from hls.rtl.vendor import write_adapter
+        from model.locks import hold as hold_dir
+
+        verilog, data, tcl = hls4ml_files(hls4ml_dir)
+        if tcl:
+            log(f"warning: {hls4ml_dir} holds Tcl the project does not source (Xilinx IP the "
+                f"exported RTL may instantiate): {', '.join(p.name for p in tcl)}")
+        rtl = hold_dir(rtl)
+        # the open core's stream geometry only (no Verilog, no ROM files of it)
+        design = build_design(top, prep.nodes, prep.plan, prep.folding,
+                              fifo_plan(prep.nodes, prep.folding), rtl / "mem")
+        core_top = f"{top}_hls4ml"
+        adapter = write_adapter(verilog, paths.HLS_PROJECT_NAME, core_top, rtl,
+                                spec.channels, 8, spec.classes, fmt.width)
+        axi = generate_axi_top(design, prep, rtl, core_module=core_top,
+                               core_lanes=spec.classes, core_sources=[*verilog, adapter])
     logit = {"width": fmt.width, "integer": fmt.integer, "frac": fmt.frac,
              "signed": fmt.signed, "ap": fmt.ap()}
-    return Wrapper.from_axi_top(axi, spec.name, top, (spec.height, spec.width, spec.channels),
-                                logit, REGISTERS)
+    return Wrapper.from_axi_top(axi, spec.name, core_top,
+                                (spec.height, spec.width, spec.channels), logit, REGISTERS,
+                                core=core, data_files=data)
 
 
 # ---------------------------------------------------------------- the scripts
@@ -375,8 +474,20 @@ def create_project_tcl(s: BoardScripts, w: Wrapper, clock_mhz: float,
         ]
     lines += [
         "",
-        "# the wrapped network: library modules, core top, AXI shell, wrapper top",
+        "# the wrapped network: library modules, core top, AXI shell, wrapper top"
+        if w.core == "open" else
+        "# the wrapped network: the hls4ml RTL make synth exported, its stream adapter,",
+        *([] if w.core == "open" else ["# the AXI shell, the wrapper top"]),
         f"add_files -norecurse [list \\\n{sources}]",
+    ]
+    if w.data_files:
+        data = "".join(f"    {_brace(p)} \\\n" for p in w.data_files)
+        lines += [
+            "# memory contents of the hls4ml core: the exported RTL reads them with",
+            "# $readmemh(\"./<name>.dat\"); synthesis finds them as project files",
+            f"add_files -norecurse [list \\\n{data}]",
+        ]
+    lines += [
         "update_compile_order -fileset sources_1",
         "",
         f"create_bd_design {_brace(BD_NAME)}",

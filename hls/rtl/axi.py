@@ -178,21 +178,43 @@ def render_axi_top(axi: AxiTop, source: str = "") -> str:
 
 
 def generate_axi_top(design: RtlDesign, prep: Prepared, out_dir: Path,
-                     core_path: Path | None = None) -> AxiTop:
+                     core_path: Path | None = None, core_module: str | None = None,
+                     core_lanes: int | None = None,
+                     core_sources: list[Path] | None = None) -> AxiTop:
     """Write ``<out_dir>/<core top>_axi.v`` around the core ``design`` (whose Verilog is
-    ``core_path``, by default ``<out_dir>/<core top>.v`` as ``generate_rtl`` wrote it)."""
+    ``core_path``, by default ``<out_dir>/<core top>.v`` as ``generate_rtl`` wrote it).
+
+    Another core with the open core's ports (the vendor adapter of ``hls/rtl/vendor.py``):
+    ``core_module`` names it, ``core_lanes`` is its scores per output beat (the adapter:
+    all classes in one beat), ``core_sources`` its Verilog files in order (they replace
+    the open core's library modules and ``core_path``). The module stays
+    ``<design top>_axi`` and ``design`` still gives the stream geometry."""
     out_dir = hold(out_dir)   # one run at a time writes this folder (model.locks)
     module = axi_module_name(design.top)
-    core_path = Path(core_path) if core_path else out_dir / f"{design.top}.v"
-    if not core_path.is_file():
-        raise InputError(f"no core top {core_path} (generate the RTL first: "
-                         "hls.rtl.generate.generate_rtl)")
+    core = check_identifier(core_module or design.top, "core top")
+    if core_sources is not None:
+        lib = [Path(s) for s in core_sources]
+        missing = [str(s) for s in lib if not s.is_file()]
+        if not lib or missing:
+            raise InputError(f"core {core}: Verilog source(s) missing: "
+                             + (", ".join(missing) or "none given"))
+    else:
+        core_path = Path(core_path) if core_path else out_dir / f"{design.top}.v"
+        if not core_path.is_file():
+            raise InputError(f"no core top {core_path} (generate the RTL first: "
+                             "hls.rtl.generate.generate_rtl)")
+        lib = [*design.sources(), core_path]
     f = _formats(design, prep)
+    if core_lanes is not None:
+        if not 0 < core_lanes <= f["classes"] or f["classes"] % core_lanes:
+            raise InputError(f"core {core}: {core_lanes} scores per beat do not divide "
+                             f"{f['classes']} classes")
+        f["core_lanes"] = int(core_lanes)
     path = out_dir / f"{module}.v"
-    axi = AxiTop(module=module, path=path, core=design.top,
-                 sources=[*design.sources(), core_path, RTL_DIR / f"{SHELL}.v", path],
+    axi = AxiTop(module=module, path=path, core=core,
+                 sources=[*lib, RTL_DIR / f"{SHELL}.v", path],
                  out_bytes=f["classes"] * f["field_bits"] // 8, **f)
-    path.write_text(render_axi_top(axi, source=f"{prep.spec.name} ({design.top})"))
+    path.write_text(render_axi_top(axi, source=f"{prep.spec.name} ({core})"))
     return axi
 
 
