@@ -50,3 +50,15 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             info.external_attr = 0o644 << 16
             archive.writestr(info, member.getvalue())
     return out.getvalue()
+
+
+def tail_text(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a tool's log (undecodable bytes replaced), or
+    ``(no log)`` when it cannot be read: for error messages."""
+    from collections import deque
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(deque(f, maxlen=lines))
+    except OSError:
+        return "(no log)"

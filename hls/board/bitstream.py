@@ -63,7 +63,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
@@ -71,6 +70,7 @@ from hls.board import boards as B
 from hls.board.boards import Board
 from model import paths
 from model.errors import InputError, InputNotFound, ToolFailed, ToolNotFound
+from model.files import tail_text
 from model.locks import hold
 from model.spec import NetworkSpec, check_clock_mhz, with_target
 
@@ -731,13 +731,6 @@ class VivadoResult:
         return "\n".join(lines)
 
 
-def _tail(path: Path, n: int = 30) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(deque(f, maxlen=n))
-    except OSError:
-        return "(no log)"
-
 
 def run_vivado(vivado: str, s: BoardScripts, log=print) -> VivadoResult:
     """``vivado -mode batch -source run.tcl`` in the board folder; its log in
@@ -763,7 +756,8 @@ def run_vivado(vivado: str, s: BoardScripts, log=print) -> VivadoResult:
     seconds = time.perf_counter() - t0
     if rc != 0:
         raise ToolFailed(f"vivado failed with exit status {rc} after {seconds:.0f} s; last "
-                         f"lines of {s.log}:\n" + _tail(s.log if s.log.is_file() else console))
+                         f"lines of {s.log}:\n"
+                         + tail_text(s.log if s.log.is_file() else console, 30))
     missing = [p for p in (s.bit, s.hwh, s.utilization, s.timing) if not p.is_file()]
     if missing:
         raise ToolFailed(f"vivado exited 0 but did not write {', '.join(map(str, missing))}; "

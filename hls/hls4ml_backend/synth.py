@@ -35,12 +35,12 @@ import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from model.errors import InputError, InputNotFound, ToolFailed, ToolNotFound
+from model.files import tail_text
 from model.spec import BACKENDS
 
 __all__ = [
@@ -245,13 +245,6 @@ def _build_opt_tcl(opts: dict[str, bool]) -> str:
     return "array set opt {\n" + body + "}\n"
 
 
-def _tail(path: Path, n: int = 40) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(deque(f, maxlen=n))
-    except OSError:
-        return "(no log)"
-
 
 def run_synthesis(
     project_dir: Path,
@@ -369,12 +362,12 @@ def run_synthesis(
     if timed_out.is_set():
         raise ToolFailed(
             f"{tool} timed out after {timeout_s:.0f} s; last lines of {log_path}:\n"
-            + _tail(log_path)
+            + tail_text(log_path)
         )
     if rc != 0:
         raise ToolFailed(
             f"{tool} failed with exit status {rc} after {elapsed:.0f} s; "
-            f"last lines of {log_path}:\n" + _tail(log_path)
+            f"last lines of {log_path}:\n" + tail_text(log_path)
         )
     log(f"[synth] {tool} finished in {elapsed:.0f} s")
 
@@ -385,7 +378,7 @@ def run_synthesis(
     except FileNotFoundError as e:
         raise ToolFailed(
             f"{tool} exited 0 but wrote no C-synthesis report: {e}; "
-            f"last lines of {log_path}:\n" + _tail(log_path)
+            f"last lines of {log_path}:\n" + tail_text(log_path)
         ) from None
     # Refuse a report left over from an earlier run (2 s slack for coarse mtimes).
     if report.stat().st_mtime < started - 2.0:
