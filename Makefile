@@ -32,7 +32,7 @@ help:
 	@echo "make compress - Deep Compression size account (pruning, weight sharing, Huffman) and agreement"
 	@echo "make perf   - per-layer folding, cycles per frame, pipeline efficiency, PNG chart"
 	@echo "make sim-full  - the open RTL of the full network in Verilator on real photos (C++-driven, FIFO occupancy; FRAMES, STALLS=1, COCOTB=1)"
-	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL, hierarchical (FLATTEN=1: flattened, hours on v1.1)"
+	@echo "make rtl-synth - Yosys synth_xilinx resource counts of the open RTL, hierarchical (FLATTEN=1: flattened, hours on v1.1; AXI=1: behind the AXI wrapper, as make bitstream builds it)"
 	@echo "make train  - train configs/fashion_mnist.yaml on Fashion-MNIST (resumable), fold BN, 8-bit accuracy (EPOCHS, LIMIT, DATA)"
 	@echo "make dse    - SR x pct3x3 sweep (paper Section 5): size, folding, BRAM, fps, accuracy; CSV + plots in build/dse (SR, PCT, FULL=1, ENGINE, WORKERS, EPOCHS, LIMIT, FPS, DATA)"
 
@@ -71,7 +71,7 @@ perf: $(STAMP)
 	$(SQZ) perf $(TARGET_ARGS)
 
 rtl-synth: $(STAMP)
-	$(SQZ) rtl-synth $(TARGET_ARGS) $(if $(FLATTEN),--flatten)
+	$(SQZ) rtl-synth $(TARGET_ARGS) $(if $(FLATTEN),--flatten) $(if $(AXI),--axi)
 
 # Training data: Debian's dataset-fashion-mnist (installed here when missing and root).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz

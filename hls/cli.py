@@ -280,12 +280,17 @@ def cmd_rtl_synth(args) -> int:
     out = paths.BUILD / "rtl" / spec.name
     design = generate_rtl(top, prep.nodes, prep.plan, prep.folding, out,
                           source=str(args.config))
+    sources, what = design.sources() + [out / f"{top}.v"], top
+    if args.axi:  # the board's top: the core behind the AXI shell (hls/rtl/axi.py)
+        from hls.rtl.axi import generate_axi_top
+
+        axi = generate_axi_top(design, prep, out)
+        sources, what = list(axi.sources), axi.module
+    work = out / ("yosys_axi" if args.axi else "yosys")
     t0 = time.perf_counter()
-    res = synthesize(design.sources() + [out / f"{top}.v"], top, spec.target.part,
-                     out / "yosys", flatten=args.flatten)
-    print(f"yosys synth_xilinx ({'flattened' if args.flatten else 'hierarchical'}): "
-          f"{time.perf_counter() - t0:.0f} s; all cells in "
-          f"{out / 'yosys' / 'stat.json'}")
+    res = synthesize(sources, what, spec.target.part, work, flatten=args.flatten)
+    print(f"yosys synth_xilinx of {what} ({'flattened' if args.flatten else 'hierarchical'}): "
+          f"{time.perf_counter() - t0:.0f} s; all cells in {work / 'stat.json'}")
     print(res.format(part_info(spec.target.part)))
     return 0
 
@@ -805,6 +810,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--flatten", action="store_true",
                            help="flatten before synthesis (cross-module optimisation; "
                                 "hours on the full v1.1, default: keep the hierarchy)")
+            p.add_argument("--axi", action="store_true",
+                           help="synthesise the board's top: the network behind its AXI "
+                                "wrapper (DMA streams, registers; make bitstream's core)")
         if name == "csim":
             p.add_argument("--frames", type=COUNT, default=0, help="limit the photos (0 = all)")
             p.add_argument("-v", "--verbose", action="store_true",

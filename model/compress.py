@@ -218,7 +218,7 @@ def optimal_integer_clusters(values: np.ndarray, counts: np.ndarray,
 
 
 def share_on_grid(w: np.ndarray, bits: int, mask: np.ndarray | None = None,
-                  weight_bits: int = 8) -> SharedLayer:
+                  weight_bits: int = 8, importance: np.ndarray | None = None) -> SharedLayer:
     """Weight sharing for fixed-point hardware: clustering of the layer's integer weights.
 
     The kernel is first rounded to its ``weight_bits`` grid (``model.quantize
@@ -231,6 +231,12 @@ def share_on_grid(w: np.ndarray, bits: int, mask: np.ndarray | None = None,
     too few near zero, where most weights are; on integers that costs whole LSBs for
     thousands of weights, and float centres rounded afterwards move whole clusters by the
     same offset.)
+
+    ``importance`` (broadcastable to ``w``, non-negative; e.g. ``input_hessian_diagonals``)
+    weights each kernel weight in the clustering objective instead of counting it once:
+    a distinct integer then weighs the sum of its weights' importances (Hessian-weighted
+    k-means, Choi et al. 2017), so the codebook spends its entries where the layer's
+    output is sensitive. The codebook stays on the grid either way.
     """
     from model.quantize import weight_format
 
@@ -243,7 +249,16 @@ def share_on_grid(w: np.ndarray, bits: int, mask: np.ndarray | None = None,
     codebook = np.zeros(size, dtype=np.int64)
     idx = np.zeros(w.shape, dtype=np.uint8 if size <= 256 else np.uint16)
     keep = mask & (q != 0)
-    values, counts = np.unique(q[keep], return_counts=True)
+    values, inverse, counts = np.unique(q[keep], return_inverse=True, return_counts=True)
+    if values.size and importance is not None:
+        imp = np.broadcast_to(np.asarray(importance, dtype=np.float64), w.shape)[keep]
+        if np.any(imp < 0) or not np.all(np.isfinite(imp)):
+            raise InputError("weight importances must be finite and non-negative")
+        # a floor keeps every weight in the objective (inputs that were always 0 on the
+        # calibration frames still get a centre near them)
+        floor = 1e-6 * float(imp.mean()) if imp.mean() > 0 else 1.0
+        counts = np.bincount(inverse.ravel(), weights=np.maximum(imp, floor),
+                             minlength=values.size)
     if values.size:
         centres, labels = optimal_integer_clusters(values, counts, size - 1)
         codebook[1:1 + centres.size] = centres
@@ -288,13 +303,44 @@ def correct_biases(nodes: list[Node], original: FloatWeights, compressed: FloatW
     return out
 
 
+def input_hessian_diagonals(nodes: list[Node], weights: FloatWeights,
+                            frames: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The diagonal of every conv's input Hessian on ``frames``: E[x_k**2] over the im2col
+    rows of the float network's input to that conv (zero padding included), per kernel
+    row k, shaped (kh, kw, cin, 1) to broadcast over the kernel.
+
+    For a conv y = X W the output error of a weight change d is d^T H d with H = X^T X /
+    N; its diagonal is what Hessian-weighted clustering (Choi, El-Khamy, Lee 2017,
+    "Towards the limit of network quantization") weighs each weight's error by.
+    """
+    from model.golden import im2col
+    from model.quantize import float_forward
+
+    convs = [n for n in nodes if n.kind == "conv" and n.name in weights]
+    sums = {n.name: np.zeros(n.kernel * n.kernel * n.in_shape[2]) for n in convs}
+    rows = dict.fromkeys(sums, 0)
+    for f in frames:
+        acts = float_forward(nodes, weights, f)
+        for n in convs:
+            x = acts[n.inputs[0] if n.inputs[0] in acts else "frame"]
+            cols = im2col(np.asarray(x, np.float32), n.kernel, n.stride, n.pad)[0]
+            sums[n.name] += np.einsum("rk,rk->k", cols, cols, dtype=np.float64)
+            rows[n.name] += cols.shape[0]
+    return {n.name: (sums[n.name] / max(rows[n.name], 1)).reshape(
+                n.kernel, n.kernel, n.in_shape[2], 1) for n in convs}
+
+
 def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bool = False,
-                     share_bits: int = 0, weight_bits: int = 8) -> tuple[FloatWeights, Masks]:
+                     share_bits: int = 0, weight_bits: int = 8,
+                     importance: dict[str, np.ndarray] | None = None
+                     ) -> tuple[FloatWeights, Masks]:
     """The float weights a ``compression:`` spec section asks for: pruned, then shared on
     the ``weight_bits`` grid (``share_on_grid``), ready for the 8-bit hardware.
 
     Entry 0 of every codebook is the exact zero, so pruned weights keep index 0; without
-    pruning every mask is all True. Returns (weights, keep masks).
+    pruning every mask is all True. ``importance`` (layer -> array broadcastable to its
+    kernel, e.g. ``input_hessian_diagonals``) weights the clustering; layers it does not
+    name count every weight once. Returns (weights, keep masks).
     """
     if sparsity > 0:
         weights, masks = prune(weights, sparsity, per_layer)
@@ -302,7 +348,8 @@ def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bo
     else:
         masks = {k: np.ones(w.shape, dtype=bool) for k, (w, _) in weights.items()}
     if share_bits:
-        shared = {k: share_on_grid(w, share_bits, masks[k], weight_bits)
+        imp = importance or {}
+        shared = {k: share_on_grid(w, share_bits, masks[k], weight_bits, imp.get(k))
                   for k, (w, _) in weights.items()}
         weights = shared_weights(weights, masks, shared)
     return weights, masks

@@ -406,3 +406,146 @@ def run_golden(nodes: list[Node], plan: QuantPlan, frame: np.ndarray,
         elif n.kind == "gap":
             out[n.name] = golden.global_avgpool(ins[0], in_fmt, lq.out_fmt)
     return out
+
+
+SEARCH_VERSION = b"act-search-1"
+SEARCH_STEPS = (-1, 1)   # integer-bit changes tried around each block's current format
+
+
+def _search_key(nodes, reference, rounded, frames, levels, bits) -> str:
+    import hashlib
+
+    h = hashlib.sha256(SEARCH_VERSION + repr((SEARCH_STEPS, bits)).encode())
+    for n in nodes:
+        h.update(repr(n).encode())
+    for tag, ws in (("f", reference), ("q", rounded)):
+        for name in sorted(ws):
+            for a in ws[name]:
+                h.update((tag + name + repr(a.shape) + str(a.dtype)).encode())
+                h.update(np.ascontiguousarray(a).tobytes())
+    for f in frames:
+        h.update(repr(f.shape).encode() + np.ascontiguousarray(f).tobytes())
+    h.update(repr(sorted(levels.items())).encode())
+    return h.hexdigest()
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def search_levels(nodes: list[Node], reference: FloatWeights, rounded: FloatWeights,
+                  frames: list[np.ndarray], spec: NetworkSpec, levels: dict[str, float],
+                  log=None, cache=None) -> dict[str, float]:
+    """``levels`` with each conv / bypass output format re-chosen by its effect on the
+    network's output (``quantization.activation_search``).
+
+    Greedy, in network order: for each block (the two expand convs of a Fire module as
+    one), the integer bits of ``activation_format`` one below and one above the current
+    ones are tried with every other format fixed; the network with the ``rounded`` kernels
+    (activations rounded and saturated to their formats, in float) is run on ``frames``
+    from that block on, and the choice with the least mean KL divergence between the
+    softmax of the float network ``reference`` and its own is kept (ties: the current
+    one). Returned as levels (``_level_of``) so that ``calibrate`` gives those formats;
+    the levels of other blocks are unchanged. With ``cache`` (a folder) the result is kept
+    under the SHA-256 of all its inputs.
+    """
+    import json
+    import time
+
+    bits = spec.quant.activation_bits
+    path = None
+    if cache is not None:
+        path = cache / f"{_search_key(nodes, reference, rounded, frames, levels, bits)[:32]}.json"
+        if path.is_file():
+            try:
+                got = json.loads(path.read_text())
+                if set(got) == set(levels) and all(isinstance(v, float) for v in got.values()):
+                    if log is not None:
+                        log(f"calibration: activation formats search reused from {path}")
+                    return got
+            except (OSError, ValueError):
+                pass
+    t0 = time.perf_counter()
+    joined = {i: tuple(n.inputs) for n in nodes if n.kind == "concat" for i in n.inputs}
+    groups: list[tuple[int, tuple[str, ...]]] = []
+    seen: set[str] = set()
+    for idx, n in enumerate(nodes):
+        if n.kind in ("conv", "add") and n.name not in seen:
+            names = joined.get(n.name, (n.name,))
+            seen.update(names)
+            groups.append((idx, names))
+    ib = {n.name: _int_bits_unsigned(levels[n.name], bits)
+          for n in nodes if n.kind in ("conv", "add")}
+    last = nodes[-1].name
+    readers: dict[str, int] = {}   # the last block index reading each tensor
+    for idx, n in enumerate(nodes):
+        for i in n.inputs:
+            readers[i] = idx
+
+    def src(name: str, state: dict) -> np.ndarray:
+        return state[name] if name in state else state["frame"]
+
+    def step(n: Node, state: dict, bits_of: dict) -> np.ndarray:
+        y = float_node(n, [src(i, state) for i in n.inputs], rounded)
+        if n.kind in ("conv", "add"):
+            y = _rounded(y, bits_of[n.name], bits).astype(np.float32)
+        return y
+
+    def run_from(start: int, states: list[dict], bits_of: dict) -> np.ndarray:
+        out = []
+        for st in states:
+            local = dict(st)
+            for n in nodes[start:]:
+                local[n.name] = step(n, local, bits_of)
+            out.append(np.ravel(local[last]))
+        return np.stack(out)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = _log_softmax(np.stack([np.ravel(float_forward(nodes, reference, f)[last])
+                                     for f in frames]))
+
+        def kl(logits: np.ndarray) -> float:
+            return float(np.mean(np.sum(np.exp(ref) * (ref - _log_softmax(logits)), axis=-1)))
+
+        states = [{"frame": np.asarray(f, np.float32)} for f in frames]
+        pos = 0
+        best = kl(run_from(0, states, ib))
+        first = best
+        changed = []
+        for idx, names in groups:
+            for st in states:  # advance every frame's live tensors to just before ``idx``
+                for j in range(pos, idx):
+                    st[nodes[j].name] = step(nodes[j], st, ib)
+                for k in [k for k in st if k != "frame" and readers.get(k, -1) < idx]:
+                    del st[k]
+            pos = idx
+            cur = ib[names[0]]
+            choice = cur
+            for d in SEARCH_STEPS:
+                cand = cur + d
+                if cand < 0:
+                    continue
+                trial = dict(ib)
+                trial.update({nm: cand for nm in names})
+                loss = kl(run_from(idx, states, trial))
+                if loss < best:
+                    best, choice = loss, cand
+            if choice != cur:
+                changed.append(f"{'/'.join(names)} {cur}->{choice}")
+                ib.update({nm: choice for nm in names})
+    out = dict(levels)
+    for name, i in ib.items():
+        if i != _int_bits_unsigned(levels[name], bits):
+            out[name] = _level_of(i, bits)
+    if log is not None:
+        log(f"calibration: activation formats searched on {len(frames)} frames "
+            f"({time.perf_counter() - t0:.1f} s): output KL {first:.4g} -> {best:.4g}; "
+            f"integer bits changed: {', '.join(changed) or 'none'}")
+    if path is not None:
+        from model.files import write_atomic
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(out, sort_keys=True).encode())
+    return out

@@ -94,6 +94,11 @@ class QuantSpec:
     # specs (compression.sparsity > 0), where it measured worse than nearest (63% pruned +
     # 6-bit shared v1.1: top-1 agreement 8.6% against 25.5% on the evaluation set).
     weight_rounding: str = "auto"
+    # Each conv / bypass activation format re-chosen by its effect on the network output
+    # (model.quantize.search_levels: greedy, one integer bit either way, least KL divergence
+    # of the softmax from the float network's on the calibration frames) after the weights
+    # are rounded; GPTQ is then rerun with the chosen formats.
+    activation_search: bool = False
     # The photos the formats (and the bias correction of compression) are calibrated on:
     # 'photo-set' (the pinned calibration set of model.photo_sets, disjoint from the demo
     # photos and the evaluation set), 'bundled' (the 11 demo photos themselves: their
@@ -109,11 +114,16 @@ class CompressionSpec:
     global threshold or one per layer. ``share_bits``: per-layer k-means weight sharing into
     ``2**share_bits`` values, entry 0 the exact zero (0 = no sharing); the hardware then
     stores ``share_bits``-bit indices in its weight ROMs and the codebook in registers.
+    ``codebook_weighting``: what each weight counts for when the codebooks are clustered:
+    'none' (once) or 'hessian' (the second moment, on the calibration frames, of the float
+    network's input it multiplies: the diagonal of the layer's input Hessian, Choi et al.
+    2017; model.compress.input_hessian_diagonals); needs share_bits.
     """
 
     sparsity: float = 0.0
     per_layer: bool = False
     share_bits: int = 0
+    codebook_weighting: str = "none"
 
     @property
     def active(self) -> bool:
@@ -262,6 +272,7 @@ def check_part(where: str, value: Any) -> str:
 CALIBRATION_SETS = ("photo-set", "bundled")
 CALIBRATION_METHODS = ("mse", "percentile")
 WEIGHT_ROUNDINGS = ("auto", "gptq", "nearest")
+CODEBOOK_WEIGHTINGS = ("none", "hessian")
 
 
 def check_calibration(where: str, value: Any) -> str:
@@ -359,6 +370,11 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
             f"compression.share_bits: 0 (no sharing) or 2..{quant.weight_bits - 1} (fewer "
             f"bits than the {quant.weight_bits}-bit weights), got {compression.share_bits}"
         )
+    _choice("compression.codebook_weighting", compression.codebook_weighting,
+            CODEBOOK_WEIGHTINGS)
+    if compression.codebook_weighting != "none" and not compression.share_bits:
+        raise SpecError(f"compression.codebook_weighting: {compression.codebook_weighting!r} "
+                        "weights the shared codebooks; it needs share_bits")
     target = _section("target", TargetSpec, raw.get("target", {}))
     _choice("target.backend", target.backend, BACKENDS)
     check_part("target.part", target.part)

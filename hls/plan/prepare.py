@@ -219,7 +219,17 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     q, c = spec.quant, spec.compression
     if c.active:  # Deep Compression in float; its kernels are the grid, the float the target
         target = weights
-        compressed, masks = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits)
+        importance = None
+        if c.share_bits and c.codebook_weighting == "hessian":
+            from model.compress import input_hessian_diagonals
+
+            t_h = time.perf_counter()
+            importance = input_hessian_diagonals(nodes, weights, calib)
+            log(f"compression: codebooks weighted by the input Hessian diagonals of "
+                f"{len(importance)} convs on {len(calib)} calibration frames "
+                f"({time.perf_counter() - t_h:.1f} s)")
+        compressed, masks = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits,
+                                             importance=importance)
     else:
         target = weights
         if q.equalize:  # exact in float: the reference logits do not change
@@ -255,6 +265,17 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
             rounded[name] = (r.reshape(w.shape).astype(w.dtype), b)
         if correct:
             rounded = correct_biases(nodes, target, rounded, calib)
+    if q.activation_search:  # formats by their effect on the output (model.quantize)
+        from model.quantize import search_levels
+
+        searched = search_levels(nodes, target, rounded, calib, spec, levels, log=log,
+                                 cache=paths.BUILD / "act_search")
+        if rounding == "gptq" and searched != levels:  # GPTQ again on the chosen formats
+            act_formats = {n.name: activation_format(searched[n.name], q.activation_bits)
+                           for n in nodes if n.kind in ("conv", "add")}
+            rounded = gptq_network(nodes, target, calib, grids, act_formats, correct,
+                                   log=log, cache=paths.BUILD / "gptq")
+        levels = searched
     if c.active:
         log("compression: "
             + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
