@@ -94,11 +94,6 @@ class QuantSpec:
     # specs (compression.sparsity > 0), where it measured worse than nearest (63% pruned +
     # 6-bit shared v1.1: top-1 agreement 8.6% against 25.5% on the evaluation set).
     weight_rounding: str = "auto"
-    # Each conv / bypass activation format re-chosen by its effect on the network output
-    # (model.quantize.search_levels: greedy, one integer bit either way, least KL divergence
-    # of the softmax from the float network's on the calibration frames) after the weights
-    # are rounded; GPTQ is then rerun with the chosen formats.
-    activation_search: bool = False
     # The photos the formats (and the bias correction of compression) are calibrated on:
     # 'photo-set' (the pinned calibration set of model.photo_sets, disjoint from the demo
     # photos and the evaluation set), 'bundled' (the 11 demo photos themselves: their

@@ -31,13 +31,22 @@ def test_compression_section_is_validated():
     assert not spec_from_dict(TINY).compression.active
     c = spec_from_dict({**TINY, "compression": {"sparsity": 0.6, "share_bits": 4}}).compression
     assert (c.sparsity, c.per_layer, c.share_bits, c.active) == (0.6, False, 4, True)
+    assert c.codebook_weighting == "none"
+    c = spec_from_dict({**TINY, "compression": {"share_bits": 6,
+                                                "codebook_weighting": "hessian"}}).compression
+    assert c.codebook_weighting == "hessian"
     bad = [({"share_bits": 8}, "share_bits: 0 .no sharing. or 2..7"),
            ({"share_bits": 1}, "share_bits"),
            ({"sparsity": 1.0}, r"sparsity: must lie in \[0, 1\)"),
            ({"sparsity": -0.1}, "sparsity"),
            ({"share_bits": 4.0}, "share_bits: expected int"),
-           ({"bits": 4}, "compression: unknown key.*'bits'.*allowed: per_layer, share_bits, "
-                         "sparsity")]
+           ({"bits": 4}, "compression: unknown key.*'bits'.*allowed: codebook_weighting, "
+                         "per_layer, share_bits, sparsity"),
+           ({"share_bits": 4, "codebook_weighting": "fisher"},
+            "codebook_weighting: 'fisher' is not allowed; allowed: none, hessian"),
+           ({"share_bits": 4, "codebook_weighting": True}, "codebook_weighting: expected str"),
+           ({"sparsity": 0.5, "codebook_weighting": "hessian"},
+            "codebook_weighting: 'hessian' weights the shared codebooks; it needs share_bits")]
     for section, message in bad:
         with pytest.raises(SpecError, match=message):
             spec_from_dict({**TINY, "compression": section})
@@ -104,6 +113,74 @@ def test_share_on_grid_codebook_is_on_the_grid_with_zero_for_pruned():
     # close to the 8-bit weights: within the spread of one cluster
     q = fmt.quantize(w) * mask
     assert np.abs(fmt.quantize(shared_w) - q).mean() < 2.0
+
+
+def test_share_on_grid_importance_weights_the_clustering():
+    from model.compress import share_on_grid
+    from model.quantize import weight_format
+
+    rng = np.random.default_rng(2)
+    w = (rng.standard_normal((3, 3, 8, 16)) * 0.1).astype(np.float32)
+    mask = rng.random(w.shape) > 0.3
+    plain = share_on_grid(w, 3, mask)
+    # equal importances are plain counting
+    same = share_on_grid(w, 3, mask, importance=np.full((3, 3, 8, 1), 2.5))
+    assert np.array_equal(plain.codebook, same.codebook)
+    assert np.array_equal(plain.idx, same.idx)
+    # input channel 0 carries nearly all the input energy: its weights get closer centres
+    imp = np.full((3, 3, 8, 1), 1e-3)
+    imp[:, :, 0] = 1.0
+    heavy = share_on_grid(w, 3, mask, importance=imp)
+    fmt = weight_format(w[mask], 8)
+    codes = heavy.codebook / fmt.lsb
+    assert np.array_equal(codes, np.rint(codes)) and heavy.codebook[0] == 0   # on the grid
+    assert np.all(heavy.idx[~mask] == 0)
+    q = fmt.to_real(fmt.quantize(w)) * mask
+
+    def err(sh, sel):
+        return float(((sh.reconstruct(mask) - q)[sel] ** 2).sum())
+
+    ch0 = np.zeros(w.shape, bool)
+    ch0[:, :, 0] = True
+    assert err(heavy, ch0) < err(plain, ch0)
+    weighted = (imp * (heavy.reconstruct(mask) - q) ** 2).sum()
+    assert weighted < (imp * (plain.reconstruct(mask) - q) ** 2).sum()
+    with pytest.raises(Exception, match="non-negative"):
+        share_on_grid(w, 3, mask, importance=-imp)
+
+
+def test_input_hessian_diagonals_are_the_second_moments_of_the_im2col_rows():
+    from model.compress import input_hessian_diagonals
+    from model.golden import im2col
+    from model.graph import Node
+
+    node = Node("c", "conv", ("frame",), (5, 5, 2), (5, 5, 3), kernel=3, pad=1, relu=True)
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((3, 3, 3, 2)).astype(np.float32)
+    b = np.zeros(2, np.float32)
+    frames = [rng.integers(0, 255, (5, 5, 3), dtype=np.uint8) for _ in range(2)]
+    h = input_hessian_diagonals([node], {"c": (w, b)}, frames)["c"]
+    cols = np.concatenate([im2col(f.astype(np.float32), 3, 1, 1)[0] for f in frames])
+    assert h.shape == (3, 3, 3, 1)
+    assert np.allclose(h.ravel(), (cols.astype(np.float64) ** 2).mean(axis=0))
+    assert h[0, 0].sum() < h[1, 1].sum()   # the corner tap sees the zero padding
+
+
+def test_hessian_weighted_codebooks_stay_on_the_grid():
+    """A shared spec with Hessian-weighted codebooks prepares (``calibrate`` asserts every
+    kernel on its grid) and its kernels are their codebooks."""
+    import dataclasses
+
+    spec = load_spec(SHARED)
+    spec = dataclasses.replace(spec, compression=dataclasses.replace(
+        spec.compression, codebook_weighting="hessian"))
+    lines = []
+    prep = prepare(spec, log=lines.append, demo=False)
+    assert any("input Hessian diagonals" in line for line in lines)
+    for name, lq in prep.plan.layers.items():
+        if lq.kind == "conv":
+            assert lq.shared and lq.w_codebook.size == 16
+            assert np.array_equal(lq.w_codebook[lq.w_idx], lq.w_q), name
 
 
 def test_bias_correction_cancels_the_mean_shift():

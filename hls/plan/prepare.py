@@ -265,17 +265,6 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
             rounded[name] = (r.reshape(w.shape).astype(w.dtype), b)
         if correct:
             rounded = correct_biases(nodes, target, rounded, calib)
-    if q.activation_search:  # formats by their effect on the output (model.quantize)
-        from model.quantize import search_levels
-
-        searched = search_levels(nodes, target, rounded, calib, spec, levels, log=log,
-                                 cache=paths.BUILD / "act_search")
-        if rounding == "gptq" and searched != levels:  # GPTQ again on the chosen formats
-            act_formats = {n.name: activation_format(searched[n.name], q.activation_bits)
-                           for n in nodes if n.kind in ("conv", "add")}
-            rounded = gptq_network(nodes, target, calib, grids, act_formats, correct,
-                                   log=log, cache=paths.BUILD / "gptq")
-        levels = searched
     if c.active:
         log("compression: "
             + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
