@@ -75,7 +75,8 @@ class QuantSpec:
     activation_bits: int = 8
     bias_bits: int = 16          # at most; fewer fractional bits if the range needs it
     accumulator_bits: int = 32   # upper bound; the exact need is computed per layer
-    logit_bits: int = 16         # global-average-pool output
+    # the classifier conv's output (read only by the global average pool) and the pool's
+    logit_bits: int = 16
     calibration_percentile: float = 99.99
     # How an activation format's integer bits are chosen from the calibration activations:
     # 'mse' (the candidate with the least squared error after rounding and saturation, as

@@ -35,14 +35,15 @@ class TB(StreamTB):
         shape = (p["IN_H"], p["IN_W"], p["C"])
         out = []
         for _ in range(n):
-            top = rng.choice([0, 1, 2, 16, 255], size=p["C"], p=[0.1, 0.2, 0.2, 0.2, 0.3])
+            full = self.in_fmt.qmax
+            top = rng.choice([0, 1, 2, 16, full], size=p["C"], p=[0.1, 0.2, 0.2, 0.2, 0.3])
             keep = rng.random(shape) < rng.choice([0.05, 0.5, 1.0], size=p["C"])
             out.append((rng.integers(0, top + 1, shape) * keep).astype(np.int64))
         return out
 
     def beats(self, frames):
         # row-major pixels, channels innermost
-        return pack_frames(frames, self.p["LANES"])
+        return pack_frames(frames, self.p["LANES"], self.in_fmt.width)
 
     def start(self, frames):
         return cocotb.start_soon(self.source.send(*self.beats(frames)))
@@ -97,6 +98,7 @@ CASES = [
     (14, 14, 16, 4, 4, 16, (8, 4), (16, 8), False),   # shift 19; the mean always fits
     (13, 13, 10, 10, 5, 18, (8, 8), (16, 4), True),   # one beat per pixel; shift 11
     (4, 4, 8, 2, 8, 12, (8, 4), (24, 0), True),       # shift -1: a left shift
+    (13, 13, 8, 4, 2, 24, (16, 9), (16, 9), False),   # 16-bit input (v1.1's conv10)
 ]
 
 
@@ -107,8 +109,8 @@ def test_sqz_gap(h, w, c, lanes, out_lanes, acc_bits, in_fmt, out_fmt, saturates
     fout = FixedFormat(*out_fmt, signed=False)
     recip, s = golden.gap_reciprocal(h * w)
     params = {"IN_H": h, "IN_W": w, "C": c, "LANES": lanes, "OUT_LANES": out_lanes,
-              "ACC_BITS": acc_bits, "RECIP": recip, "SHIFT": fin.frac + s - fout.frac,
-              "OUT_BITS": fout.width}
+              "IN_BITS": fin.width, "ACC_BITS": acc_bits, "RECIP": recip,
+              "SHIFT": fin.frac + s - fout.frac, "OUT_BITS": fout.width}
     run_cocotb("sqz_gap", rtl_sources("sqz_gap"), params, "sim.test_sqz_gap",
                data={"in_fmt": fin.to_dict(), "out_fmt": fout.to_dict(),
                      "saturates": saturates})

@@ -49,7 +49,8 @@ def test_rtl_top_instantiates_exactly_the_planned_fifos(prep, rtl):
     assert set(fifos) == set(want)
     for name, f in want.items():
         assert int(fifos[name]["DEPTH"]) == f.beats, name
-        assert int(fifos[name]["DATA_WIDTH"]) == f.lanes * 8, name
+        assert int(fifos[name]["DATA_WIDTH"]) == f.width, name
+        assert f.bits == prep.plan.fmt_of(f.producer).width, name
     mvus = _instances(rtl, "sqz_mvu")
     assert mvus
     for name, params in mvus.items():

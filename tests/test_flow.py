@@ -102,9 +102,12 @@ def test_golden_rejects_non_uint8_frames(tiny):
 
 
 def test_plan_formats_are_consistent(tiny):
+    logit_bits = tiny.spec.quant.logit_bits
     for n in tiny.nodes:
         lq = tiny.plan.layers[n.name]
-        assert lq.out_fmt.width == (16 if n.kind == "gap" else 8)
+        # the pool and conv10 (the classifier, read only by the pool) are logit_bits wide
+        wide = n.kind == "gap" or n.name == "conv10"
+        assert lq.out_fmt.width == (logit_bits if wide else 8), n.name
         if n.kind == "conv":
             assert lq.w_fmt.width == 8
             assert np.abs(lq.w_q).max() <= 128

@@ -14,7 +14,10 @@ module sqz_gap #(
     parameter LANES = 4,
     // Results per output beat (>= 1)
     parameter OUT_LANES = 4,
-    // Accumulator bits (> 8 and >= 8 + clog2(IN_H*IN_W): the exact sum never overflows)
+    // Input element bits (1 .. 32, unsigned)
+    parameter IN_BITS = 8,
+    // Accumulator bits (> IN_BITS and >= IN_BITS + clog2(IN_H*IN_W): the exact sum never
+    // overflows)
     parameter ACC_BITS = 16,
     // Reciprocal of IN_H*IN_W, model.golden.gap_reciprocal: R (1 .. 2**16-1)
     parameter RECIP = 49637,
@@ -27,8 +30,8 @@ module sqz_gap #(
     input  wire                            clk,
     input  wire                            rst,
 
-    // Input stream: 8-bit unsigned elements, C/LANES beats per pixel, row-major pixels
-    input  wire [LANES*8-1:0]              s_axis_tdata,
+    // Input stream: IN_BITS-bit unsigned elements, C/LANES beats per pixel, row-major pixels
+    input  wire [LANES*IN_BITS-1:0]        s_axis_tdata,
     input  wire                            s_axis_tlast,
     input  wire                            s_axis_tvalid,
     output wire                            s_axis_tready,
@@ -83,8 +86,12 @@ initial begin
         $error("sqz_gap: C must be a multiple of LANES and of OUT_LANES");
         $finish;
     end
-    if (ACC_BITS <= 8 || ACC_BITS < 8 + $clog2(PIXELS)) begin
-        $error("sqz_gap: ACC_BITS must be > 8 and >= 8 + clog2(IN_H*IN_W)");
+    if (IN_BITS < 1 || IN_BITS > 32) begin
+        $error("sqz_gap: IN_BITS must be 1 .. 32");
+        $finish;
+    end
+    if (ACC_BITS <= IN_BITS || ACC_BITS < IN_BITS + $clog2(PIXELS)) begin
+        $error("sqz_gap: ACC_BITS must be > IN_BITS and >= IN_BITS + clog2(IN_H*IN_W)");
         $finish;
     end
     if (RECIP < 1 || RECIP > 65535) begin
@@ -107,7 +114,7 @@ reg [PW-1:0] pix_reg;
 reg s1_valid_reg;
 reg s1_first_reg;
 reg [AW-1:0] s1_addr_reg;
-reg [LANES*8-1:0] s1_x_reg;
+reg [LANES*IN_BITS-1:0] s1_x_reg;
 
 reg wr_valid_reg;
 reg [AW-1:0] wr_addr_reg;
@@ -129,7 +136,7 @@ for (i = 0; i < LANES; i = i + 1) begin : g_lane
     wire [ACC_BITS-1:0] old_acc = s1_first_reg ? {ACC_BITS{1'b0}}
                                                : old_word[i*ACC_BITS +: ACC_BITS];
     assign sum_word[i*ACC_BITS +: ACC_BITS] = old_acc
-        + {{(ACC_BITS-8){1'b0}}, s1_x_reg[i*8 +: 8]};
+        + {{(ACC_BITS-IN_BITS){1'b0}}, s1_x_reg[i*IN_BITS +: IN_BITS]};
 end
 endgenerate
 

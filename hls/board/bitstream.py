@@ -362,7 +362,6 @@ def wrap_network(spec: NetworkSpec, out_dir: Path, log=print, core: str = "open"
         axi = generate_axi_top(design, prep, rtl)
         core_top = top
     else:
-        from hls.plan.streams import fifo_plan
         from hls.rtl.passes import build_design
         from hls.rtl.vendor import write_adapter
         from model.locks import hold as hold_dir
@@ -374,7 +373,7 @@ def wrap_network(spec: NetworkSpec, out_dir: Path, log=print, core: str = "open"
         rtl = hold_dir(rtl)
         # the open core's stream geometry only (no Verilog, no ROM files of it)
         design = build_design(top, prep.nodes, prep.plan, prep.folding,
-                              fifo_plan(prep.nodes, prep.folding), rtl / "mem")
+                              prep.fifo, rtl / "mem")
         core_top = f"{top}_hls4ml"
         adapter = write_adapter(verilog, paths.HLS_PROJECT_NAME, core_top, rtl,
                                 spec.channels, 8, spec.classes, fmt.width)

@@ -103,7 +103,7 @@ def convert(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan, model,
         clock_period=round(1000.0 / spec.target.clock_mhz, 3),
     )
     check_precisions(hls_model, nodes, plan)
-    apply_fifo_depths(hls_model, nodes, fifos or fifo_plan(nodes, folding))
+    apply_fifo_depths(hls_model, nodes, fifos or fifo_plan(nodes, folding, plan))
     apply_weight_sharing(hls_model, nodes, plan)
     return hls_model
 

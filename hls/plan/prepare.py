@@ -163,7 +163,7 @@ def _fold_to_fit(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan
 def fifos_and_memory(spec: NetworkSpec, nodes: list[Node], plan: QuantPlan,
                      folding: dict[str, LayerFolding]) -> tuple[FifoPlan, MemoryReport]:
     """The FIFO policy's FIFOs and the on-chip memory budget of a folded, quantized design."""
-    fifo = fifo_plan(nodes, folding)
+    fifo = fifo_plan(nodes, folding, plan)
     return fifo, memory_report(nodes, plan, folding, fifo, spec.target.part)
 
 
@@ -214,7 +214,7 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     """
     from model.compress import compress_weights, correct_biases
     from model.gptq import codebook_grid, gptq_network, uniform_grid
-    from model.quantize import activation_format, activation_levels, weight_format
+    from model.quantize import activation_format, activation_levels, output_bits, weight_format
 
     q, c = spec.quant, spec.compression
     if c.active:  # Deep Compression in float; its kernels are the grid, the float the target
@@ -254,8 +254,8 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     if rounding == "auto":  # GPTQ measured worse than nearest on pruned designs
         rounding = "nearest" if c.sparsity > 0 else "gptq"
     if rounding == "gptq":
-        act_formats = {n.name: activation_format(levels[n.name], q.activation_bits)
-                       for n in nodes if n.kind in ("conv", "add")}
+        act_formats = {name: activation_format(levels[name], bits)
+                       for name, bits in output_bits(nodes, spec).items()}
         rounded = gptq_network(nodes, target, calib, grids, act_formats, correct, log=log,
                                cache=paths.BUILD / "gptq")
     else:

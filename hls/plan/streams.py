@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from hls.plan.folding import LayerFolding
 from hls.plan.folding import stream_lanes_of as stream_lanes  # the rule lives with the search
 from model.graph import Node
+from model.quantize import QuantPlan
 
 INPUT = "input_1"          # the graph's name for the network input stream
 ACT_BITS = 8               # activation width on every stream between blocks
@@ -155,9 +156,13 @@ def _branches(nodes: list[Node], readers: dict[str, list[str]]) -> dict[tuple[st
     return out
 
 
-def fifo_plan(nodes: list[Node], folding: dict[str, LayerFolding]) -> FifoPlan:
-    """Every FIFO of the pipeline, from the graph and the folding (see the module docstring)."""
+def fifo_plan(nodes: list[Node], folding: dict[str, LayerFolding],
+              plan: QuantPlan | None = None) -> FifoPlan:
+    """Every FIFO of the pipeline, from the graph and the folding (see the module docstring);
+    with the quantization ``plan``, each FIFO is as wide as its block's output format (the
+    classifier conv's is ``logit_bits``, ``model.quantize.output_bits``), else ``ACT_BITS``."""
     lanes = stream_lanes(nodes, folding)
+    width = {} if plan is None else {n: lq.out_fmt.width for n, lq in plan.layers.items()}
     readers = consumers(nodes)
     by_name = {n.name: n for n in nodes}
     fifos: list[Fifo] = []
@@ -165,7 +170,7 @@ def fifo_plan(nodes: list[Node], folding: dict[str, LayerFolding]) -> FifoPlan:
         if n.kind == "conv":
             f = folding[n.name]
             fifos.append(Fifo(n.name, None, "mvu", f.pe, n.out_shape[2], 0,
-                              mvu_fifo_depth(f.simd)))
+                              mvu_fifo_depth(f.simd), width.get(n.name, ACT_BITS)))
         if n is nodes[-1]:
             continue  # the last block drives the top-level output port
         bpp = -(-n.out_shape[2] // lanes[n.name])
@@ -173,9 +178,10 @@ def fifo_plan(nodes: list[Node], folding: dict[str, LayerFolding]) -> FifoPlan:
         if n.kind == "maxpool":
             pixels = max(pixels, n.out_shape[1])
         fifos.append(Fifo(n.name, None, "output", lanes[n.name], n.out_shape[2], pixels,
-                          pixels * bpp))
+                          pixels * bpp, width.get(n.name, ACT_BITS)))
     for (src, dst), pixels in _branches(nodes, readers).items():
         channels = by_name[src].out_shape[2] if src in by_name else nodes[0].in_shape[2]
         bpp = -(-channels // lanes[src])
-        fifos.append(Fifo(src, dst, "branch", lanes[src], channels, pixels, pixels * bpp))
+        fifos.append(Fifo(src, dst, "branch", lanes[src], channels, pixels, pixels * bpp,
+                          width.get(src, ACT_BITS)))
     return FifoPlan(tuple(fifos))

@@ -252,7 +252,6 @@ def shell_cost(config: Path, work_dir: Path | None = None, log=print):
     plan and the core's block graph (no ROM files), the AXI top rendered into
     ``work_dir`` (default ``build/axi_cost/<spec>``) with a black-box core, then Yosys."""
     from hls.plan.prepare import prepare
-    from hls.plan.streams import fifo_plan
     from hls.rtl.passes import build_design
     from model import paths
     from model.spec import load_spec
@@ -263,7 +262,7 @@ def shell_cost(config: Path, work_dir: Path | None = None, log=print):
     work_dir.mkdir(parents=True, exist_ok=True)
     top = paths.top_module_name(spec)
     design = build_design(top, prep.nodes, prep.plan, prep.folding,
-                          fifo_plan(prep.nodes, prep.folding), work_dir / "mem")
+                          prep.fifo, work_dir / "mem")
     s_in, s_out = design.streams[design.in_stream], design.streams[design.out_stream]
     stub = work_dir / f"{top}.v"   # stands for the core file generate_rtl would write
     stub.write_text(blackbox_core(top, s_in.width, s_out.width))

@@ -67,7 +67,7 @@ def generate_rtl(top: str, nodes: list[Node], plan: QuantPlan,
     """Write ``<out_dir>/<top>.v`` and the ROM files; returns the design description."""
     out_dir = hold(out_dir)   # one run at a time writes this folder (model.locks)
     mem_dir = out_dir / "mem"
-    fifos = fifos or fifo_plan(nodes, folding)
+    fifos = fifos or fifo_plan(nodes, folding, plan)
     design = build_design(top, nodes, plan, folding, fifos, mem_dir)
     write_memories(nodes, plan, folding, mem_dir)
     text = render_top(design, nodes, plan, source, description, debug_counters)

@@ -115,10 +115,18 @@ def _q(path: Path) -> str:
     return f'"{path}"'
 
 
-def gap_acc_bits(pixels: int) -> int:
-    """Accumulator bits of ``sqz_gap`` for a ``pixels``-pixel map: the exact sum of 8-bit
-    inputs, and more than 8 (the module needs a bit above the input even for a 1x1 map)."""
-    return ACT_BITS + max(1, (pixels - 1).bit_length())
+def gap_acc_bits(pixels: int, in_bits: int = ACT_BITS) -> int:
+    """Accumulator bits of ``sqz_gap`` for a ``pixels``-pixel map: the exact sum of
+    ``in_bits``-bit inputs, and more than ``in_bits`` (the module needs a bit above the
+    input even for a 1x1 map)."""
+    return in_bits + max(1, (pixels - 1).bit_length())
+
+
+def _eight_bit_input(n: Node, fmt) -> None:
+    """The window, MVU and max-pool blocks take ``ACT_BITS``-bit elements."""
+    if fmt.width != ACT_BITS:
+        raise NotImplementedError(f"{n.name}: its input is {fmt.width} bits wide; the RTL "
+                                  f"{n.kind} block takes {ACT_BITS}-bit elements")
 
 
 def mem_paths(mem_dir: Path, layer: str) -> dict[str, Path]:
@@ -148,12 +156,13 @@ def lower(top: str, nodes: list[Node], plan: QuantPlan, folding: dict[str, Layer
             out = Stream(d.out_stream, lanes[n.name], lq.out_fmt.width, n.out_shape[2], 1)
             d.streams[out.name] = out
         else:
-            out = d.new_stream(n.name, Stream("", lanes[n.name], ACT_BITS, n.out_shape[2],
-                                              pixels))
+            out = d.new_stream(n.name, Stream("", lanes[n.name], lq.out_fmt.width,
+                                              n.out_shape[2], pixels))
         src = [layer_out[i] for i in n.inputs]
         if n.kind == "conv":
             _lower_conv(d, n, plan, folding[n.name], fifos, mem_dir, src[0], out)
         elif n.kind == "maxpool":
+            _eight_bit_input(n, plan.fmt_of(n.inputs[0]))
             ih, iw, ic = n.in_shape
             d.instances.append(Instance(
                 "sqz_maxpool", n.name, f"{n.kernel}x{n.kernel}/{n.stride} ceil-mode max-pool",
@@ -174,7 +183,8 @@ def lower(top: str, nodes: list[Node], plan: QuantPlan, folding: dict[str, Layer
             d.instances.append(Instance(
                 "sqz_gap", n.name, "global average pool", n.name,
                 {"IN_H": ih, "IN_W": iw, "C": ic, "LANES": lanes[n.name],
-                 "OUT_LANES": lanes[n.name], "ACC_BITS": gap_acc_bits(ih * iw),
+                 "OUT_LANES": lanes[n.name], "IN_BITS": in_fmt.width,
+                 "ACC_BITS": gap_acc_bits(ih * iw, in_fmt.width),
                  "RECIP": recip, "SHIFT": in_fmt.frac + shift - lq.out_fmt.frac,
                  "OUT_BITS": lq.out_fmt.width},
                 {"s_axis": src[0]}, {"m_axis": out.name}, {"s_axis": lanes[n.name]}))
@@ -188,6 +198,7 @@ def _lower_conv(d: RtlDesign, n: Node, plan: QuantPlan, f: LayerFolding, fifos: 
                 mem_dir: Path, src: str, out: Stream) -> None:
     lq = plan.layers[n.name]
     in_fmt = plan.fmt_of(n.inputs[0])
+    _eight_bit_input(n, in_fmt)
     h, w, c = n.in_shape
     x = src
     if n.kernel > 1 or n.stride > 1 or n.pad:
