@@ -14,7 +14,7 @@ Formats (all AP_RND rounding, AP_SAT saturation):
   the float activations on calibration photos (the two expand convs of a Fire module
   share one format so their concatenation is exact).
 - the classifier conv (conv10: read only by the global average pool) is
-  ``ap_fixed<logit_bits+1,Io+1>`` / ``ap_ufixed<logit_bits,Io>``: its outputs feed no
+  ``ap_fixed<classifier_bits+1,Io+1>`` / ``ap_ufixed<classifier_bits,Io>``: its outputs feed no
   multiplier, only the pool's adder, so the wider grid costs no DSP. At 8 bits its
   rounding cost the v1.1 design 0.8 points of top-5 overlap with the float model
   (243 evaluation photos: 96.3% / 94.7% top-1 agreement / top-5 overlap at 8 bits,
@@ -198,11 +198,11 @@ def pooled_convs(nodes: list[Node]) -> set[str]:
 
 
 def output_bits(nodes: list[Node], spec: NetworkSpec) -> dict[str, int]:
-    """Width of every conv / bypass output format: ``activation_bits``, and ``logit_bits``
-    for the classifier convs (``pooled_convs``)."""
+    """Width of every conv / bypass output format: ``activation_bits``, and
+    ``classifier_bits`` for the classifier convs (``pooled_convs``)."""
     q = spec.quant
     pooled = pooled_convs(nodes)
-    return {n.name: q.logit_bits if n.name in pooled else q.activation_bits
+    return {n.name: q.classifier_bits if n.name in pooled else q.activation_bits
             for n in nodes if n.kind in ("conv", "add")}
 
 

@@ -75,8 +75,10 @@ class QuantSpec:
     activation_bits: int = 8
     bias_bits: int = 16          # at most; fewer fractional bits if the range needs it
     accumulator_bits: int = 32   # upper bound; the exact need is computed per layer
-    # the classifier conv's output (read only by the global average pool) and the pool's
-    logit_bits: int = 16
+    logit_bits: int = 16         # global-average-pool output (the class scores)
+    # The classifier conv's output (conv10: read only by the global average pool, so it
+    # feeds an adder, not a multiplier); activation_bits .. logit_bits.
+    classifier_bits: int = 16
     calibration_percentile: float = 99.99
     # How an activation format's integer bits are chosen from the calibration activations:
     # 'mse' (the candidate with the least squared error after rounding and saturation, as
@@ -353,6 +355,10 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
         raise SpecError("quantization: bias_bits must be 8..32 and accumulator_bits 16..48")
     if not 8 <= quant.logit_bits <= 24:
         raise SpecError(f"quantization.logit_bits: must be 8..24, got {quant.logit_bits}")
+    if not quant.activation_bits <= quant.classifier_bits <= quant.logit_bits:
+        raise SpecError(f"quantization.classifier_bits: must be {quant.activation_bits}.."
+                        f"{quant.logit_bits} (activation_bits..logit_bits), got "
+                        f"{quant.classifier_bits}")
     if not 90.0 <= quant.calibration_percentile <= 100.0:
         raise SpecError("quantization.calibration_percentile: must be 90..100")
     check_calibration("quantization.calibration", quant.calibration)

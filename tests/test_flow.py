@@ -102,12 +102,12 @@ def test_golden_rejects_non_uint8_frames(tiny):
 
 
 def test_plan_formats_are_consistent(tiny):
-    logit_bits = tiny.spec.quant.logit_bits
+    q = tiny.spec.quant
     for n in tiny.nodes:
         lq = tiny.plan.layers[n.name]
-        # the pool and conv10 (the classifier, read only by the pool) are logit_bits wide
-        wide = n.kind == "gap" or n.name == "conv10"
-        assert lq.out_fmt.width == (logit_bits if wide else 8), n.name
+        # conv10, the classifier, is read only by the pool: classifier_bits wide
+        want = {"gap": q.logit_bits, "conv10": q.classifier_bits}.get(n.name, 8)
+        assert lq.out_fmt.width == want, n.name
         if n.kind == "conv":
             assert lq.w_fmt.width == 8
             assert np.abs(lq.w_q).max() <= 128
