@@ -96,7 +96,7 @@ sim-full: $(STAMP)
 # Tiers are pytest markers (pyproject.toml, conftest.py); `test` is pyproject's addopts
 # default, -m "not slow and not synth".
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q --durations=25 -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -q --durations=25
 
 test-unit: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m unit

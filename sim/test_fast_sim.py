@@ -68,6 +68,7 @@ def test_fast_bit_exact_with_stalls(network, plain, capsys):
     assert {s.instance for s in fig["fifos"]} == _fifo_instances(design)
 
 
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_fast_cycles_match_cocotb(network, plain):
     """The same cycles per frame and first-frame latency as the cocotb bench (on tiny:
     the cocotb bench of tiny_shared runs in sim/test_network.py)."""

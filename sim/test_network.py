@@ -41,6 +41,7 @@ def test_tiny_network_rtl_reset_mid_frame(tiny_rtl):
     run_network(spec, design, vectors, testcase="test_reset_mid_frame")
 
 
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_tiny_shared_network_rtl_bit_exact():
     """configs/tiny_shared.yaml (pruned 50%, 4-bit shared weights): every MVU reads 4-bit
     indices and a codebook file, and the class scores equal the golden model's."""

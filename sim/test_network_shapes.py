@@ -23,6 +23,7 @@ GAP_1X1 = {
 }
 
 
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_global_pool_of_a_1x1_map_is_bit_exact():
     from sim.network import prepare_network, run_network
 

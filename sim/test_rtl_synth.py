@@ -89,6 +89,7 @@ def test_shared_weights_shrink_block_ram(dense_mvu, shared_mvu):
 
 
 @pytest.mark.parametrize("share_bits", [0, 4], ids=["dense", "shared4"])
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_dsp_pack_maps_two_lanes_to_one_dsp48e2(dense_mvu, shared_mvu, share_bits, tmp_path):
     """DSP_PACK = 1: the 64 lanes (SIMD 8 x PE 8) take 32 DSP48E2, one per pair of PEs
     sharing an activation; the unpacked twin takes 64. The ROM is the same."""

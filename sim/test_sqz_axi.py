@@ -154,6 +154,7 @@ STAND_IN = {
 
 
 @pytest.mark.parametrize("case", list(STAND_IN))
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_axi_shell_stand_in_core(case, tmp_path, monkeypatch):
     from hls.rtl.axi import SHELL, AxiTop, field_bits
     from sim.runner import RTL

@@ -174,6 +174,7 @@ def test_fillers_need_a_zero_code():
 
 # -- the command line --------------------------------------------------------------------
 
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_cli_prints_compressed_line(weights_cache_dir):
     sqz = Path(sys.executable).parent / "sqz"
     cmd = [str(sqz)] if sqz.exists() else [sys.executable, "-m", "hls.cli"]

@@ -76,6 +76,7 @@ def test_distill_refuses_a_spec_that_prunes_nothing():
     assert "prunes nothing" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_distill_command_on_tiny_shared():
     """Two epochs on tiny_shared: the distillation loss goes down, the pruned weights stay
     zero, and the before / after agreement lines are printed (measured against the float

@@ -108,6 +108,7 @@ def test_finetune_cli_refuses_unknown_class_folders(tmp_path):
     assert "'expresso' is not an ImageNet class name" in res.stderr + res.stdout
 
 
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_finetune_cli_on_fashion_mnist_keeps_pruned_zeros():
     from model.datasets import FASHION_MNIST_ROOT
 

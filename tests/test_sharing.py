@@ -283,6 +283,7 @@ def test_shared_csim_every_layer_bit_exact(shared, shared_project):
 
 
 @pytest.mark.csim
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_shared_gxx_testbench_and_a_corrupted_codebook(shared, shared_project):
     """The project's own testbench is bit-exact; one codebook entry of conv10 moved by one
     LSB (read at run time from the weights directory) makes it fail."""
