@@ -157,6 +157,7 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
 
 
 @pytest.mark.csim
+@pytest.mark.slow  # CI time: runs in make test-all
 def test_classify_through_the_c_simulation(tiny_prep, images, tmp_path, caffe) -> None:
     """The hls4ml C simulation's own output stream equals the golden model's scores; the
     same built backend then serves ``eval --csim``."""
