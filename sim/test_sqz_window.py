@@ -139,6 +139,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow  # CI time: make test-all; the window runs in every network-level RTL test
 @pytest.mark.parametrize("case", list(CASES))
 def test_sqz_window(case):
     h, w, c, lanes, k, s, p = CASES[case]
