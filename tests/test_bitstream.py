@@ -831,17 +831,8 @@ def cli_run():
     folder redirected into build/test-out: (exit code, stdout, stderr, folder)."""
     folder = paths.BUILD / "test-out" / "bitstream_cli"
     shutil.rmtree(folder, ignore_errors=True)
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bs, "board_dir", lambda board: folder / board.name)
-        no_vivado = [d for d in os.environ.get("PATH", "").split(os.pathsep)
-                     if d and not (Path(d) / "vivado").exists()]
-        mp.setenv("PATH", os.pathsep.join(no_vivado))
-        from hls import cli
-
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = cli.main(["bitstream", "--config", "tiny", "--board", "zcu102"])
-    yield rc, out.getvalue(), err.getvalue(), folder / "zcu102"
+    rc, out, err = _cli_bitstream(["--config", "tiny", "--board", "zcu102"], folder)
+    yield rc, out, err, folder / "zcu102"
     shutil.rmtree(folder, ignore_errors=True)
 
 
