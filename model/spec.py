@@ -116,12 +116,19 @@ class CompressionSpec:
     'none' (once) or 'hessian' (the second moment, on the calibration frames, of the float
     network's input it multiplies: the diagonal of the layer's input Hessian, Choi et al.
     2017; model.compress.input_hessian_diagonals); needs share_bits.
+    ``tune_epochs``: epochs of codebook fine-tuning (``model.codebook_tune``: the shared
+    values and the biases of the hardware network learn the float model's class
+    distribution on the calibration photos, Deep Compression's centroid retraining without
+    labels; 0 = none); needs share_bits. ``tune_lr``: its Adam learning rate, in LSBs of
+    each layer's weight (and output) format per step.
     """
 
     sparsity: float = 0.0
     per_layer: bool = False
     share_bits: int = 0
     codebook_weighting: str = "none"
+    tune_epochs: int = 0
+    tune_lr: float = 0.1
 
     @property
     def active(self) -> bool:
@@ -271,6 +278,8 @@ CALIBRATION_SETS = ("photo-set", "bundled")
 CALIBRATION_METHODS = ("mse", "percentile")
 WEIGHT_ROUNDINGS = ("auto", "gptq", "nearest")
 CODEBOOK_WEIGHTINGS = ("none", "hessian")
+# Codebook fine-tuning runs at most this many epochs (compression.tune_epochs).
+MAX_TUNE_EPOCHS = 200
 
 
 def check_calibration(where: str, value: Any) -> str:
@@ -377,6 +386,15 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
     if compression.codebook_weighting != "none" and not compression.share_bits:
         raise SpecError(f"compression.codebook_weighting: {compression.codebook_weighting!r} "
                         "weights the shared codebooks; it needs share_bits")
+    if not 0 <= compression.tune_epochs <= MAX_TUNE_EPOCHS:
+        raise SpecError(f"compression.tune_epochs: must be 0..{MAX_TUNE_EPOCHS}, got "
+                        f"{compression.tune_epochs}")
+    if compression.tune_epochs and not compression.share_bits:
+        raise SpecError("compression.tune_epochs: codebook fine-tuning tunes the shared "
+                        "codebooks; it needs share_bits")
+    if not (math.isfinite(compression.tune_lr) and 0.0 < compression.tune_lr <= 10.0):
+        raise SpecError(f"compression.tune_lr: must lie in (0, 10] (LSBs per step), got "
+                        f"{compression.tune_lr}")
     target = _section("target", TargetSpec, raw.get("target", {}))
     _choice("target.backend", target.backend, BACKENDS)
     check_part("target.part", target.part)

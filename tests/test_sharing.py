@@ -41,7 +41,7 @@ def test_compression_section_is_validated():
            ({"sparsity": -0.1}, "sparsity"),
            ({"share_bits": 4.0}, "share_bits: expected int"),
            ({"bits": 4}, "compression: unknown key.*'bits'.*allowed: codebook_weighting, "
-                         "per_layer, share_bits, sparsity"),
+                         "per_layer, share_bits, sparsity, tune_epochs, tune_lr"),
            ({"share_bits": 4, "codebook_weighting": "fisher"},
             "codebook_weighting: 'fisher' is not allowed; allowed: none, hessian"),
            ({"share_bits": 4, "codebook_weighting": True}, "codebook_weighting: expected str"),

@@ -209,7 +209,9 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     8-bit grids) or to the nearest value (``quantization.weight_rounding``; 'auto' is GPTQ
     except for pruned specs), and its biases
     absorb the mean shift this causes (bias correction: always with compression,
-    ``quantization.bias_correction`` otherwise). The returned kernels lie on their grids,
+    ``quantization.bias_correction`` otherwise). With ``compression.tune_epochs``, the
+    shared codebooks and the biases are then fine-tuned (``model.codebook_tune``). The
+    returned kernels lie on their grids,
     so ``calibrate`` with these formats stores exactly them.
     """
     from model.compress import compress_weights, correct_biases
@@ -253,9 +255,9 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     rounding = q.weight_rounding
     if rounding == "auto":  # GPTQ measured worse than nearest on pruned designs
         rounding = "nearest" if c.sparsity > 0 else "gptq"
+    act_formats = {name: activation_format(levels[name], bits)
+                   for name, bits in output_bits(nodes, spec).items()}
     if rounding == "gptq":
-        act_formats = {name: activation_format(levels[name], bits)
-                       for name, bits in output_bits(nodes, spec).items()}
         rounded = gptq_network(nodes, target, calib, grids, act_formats, correct, log=log,
                                cache=paths.BUILD / "gptq")
     else:
@@ -265,12 +267,19 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
             rounded[name] = (r.reshape(w.shape).astype(w.dtype), b)
         if correct:
             rounded = correct_biases(nodes, target, rounded, calib)
+    if c.tune_epochs:   # Deep Compression's centroid retraining, label-free
+        from model.codebook_tune import tune_codebooks
+
+        rounded = tune_codebooks(nodes, target, rounded, formats, act_formats, calib,
+                                 c.tune_epochs, c.tune_lr, spec.seed,
+                                 cache=paths.BUILD / "codebook_tune", log=log)
     if c.active:
         log("compression: "
             + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
                if c.sparsity else "no pruning")
             + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
-               "indices)" if c.share_bits else "") + "; biases corrected")
+               "indices)" if c.share_bits else "") + "; biases corrected"
+            + (f"; codebooks fine-tuned ({c.tune_epochs} epochs)" if c.tune_epochs else ""))
     return rounded, formats, levels
 
 
