@@ -85,11 +85,12 @@ def tune_codebooks(nodes: list[Node], teacher: FloatWeights, student: FloatWeigh
                    frames: list[np.ndarray], epochs: int, lr: float, seed: int,
                    batch_size: int = 32, cache: Path | None = None,
                    log: Callable[[str], None] | None = print) -> FloatWeights:
-    """``student`` (every conv kernel on a codebook of at most its size, as
-    ``model.gptq.gptq_network`` leaves a shared network) with the non-zero codebook entries
-    and the biases of the convs in ``formats`` fine-tuned for ``epochs`` epochs (Adam,
-    ``lr``, linear decay) to match ``teacher``'s softened class distribution on
-    ``training_frames(frames)``; entries rounded to ``formats`` at the end."""
+    """``student`` (every conv kernel on a codebook of at most its size, as the weight
+    rounding of ``hls.plan.prepare.round_weights`` leaves a shared network) with the
+    non-zero codebook entries and the biases of the convs in ``formats`` fine-tuned for
+    ``epochs`` epochs (Adam, ``lr``, linear decay) to match ``teacher``'s softened class
+    distribution on ``training_frames(frames)``; entries rounded to ``formats`` at the
+    end."""
     settings = (epochs, lr, seed, batch_size, TEMPERATURE)
     path = None
     if cache is not None:
@@ -118,6 +119,7 @@ def tune_codebooks(nodes: list[Node], teacher: FloatWeights, student: FloatWeigh
                        float(formats[name].lsb), float(act_formats[name].lsb))
         centroids[name] = tf.Variable(np.zeros(values.size, np.float32), name=f"{name}_dc")
         biases[name] = tf.Variable(np.zeros(np.shape(b), np.float32), name=f"{name}_db")
+
     def constants(wb):
         return tuple(tf.constant(np.asarray(a, np.float32)) for a in wb)
 
