@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from model.files import digest_network, load_layers, save_layers
 from model.fixed import FixedFormat
 from model.graph import Node
 from model.quantize import FloatWeights
@@ -65,18 +65,12 @@ def _codebook(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _digest(nodes, teacher, student, formats, act_formats, frames, settings) -> str:
+    """SHA-256 of everything ``tune_codebooks``' result depends on."""
     h = hashlib.sha256(CACHE_VERSION + repr(settings).encode())
-    for n in nodes:
-        h.update(repr(n).encode())
-    for ws in (teacher, student):
-        for name in sorted(ws):
-            for a in ws[name]:
-                h.update(name.encode() + repr(a.shape).encode()
-                         + np.ascontiguousarray(a, np.float32).tobytes())
+    digest_network(h, nodes, {f"teacher/{k}": v for k, v in teacher.items()}
+                   | {f"student/{k}": v for k, v in student.items()}, frames)
     h.update(repr(sorted((k, v.ap()) for k, v in formats.items())).encode())
     h.update(repr(sorted((k, v.ap()) for k, v in act_formats.items())).encode())
-    for f in frames:
-        h.update(np.ascontiguousarray(f).tobytes())
     return h.hexdigest()
 
 
@@ -96,7 +90,7 @@ def tune_codebooks(nodes: list[Node], teacher: FloatWeights, student: FloatWeigh
     if cache is not None:
         key = _digest(nodes, teacher, student, formats, act_formats, frames, settings)
         path = cache / f"{key[:32]}.npz"
-        hit = _load(path, student, formats)
+        hit = load_layers(path, student, formats, _on_formats(formats))
         if hit is not None:
             if log:
                 log(f"weights: codebook fine-tuning reused from {path}")
@@ -204,13 +198,7 @@ def tune_codebooks(nodes: list[Node], teacher: FloatWeights, student: FloatWeigh
         out[name] = (table[indices[name].numpy()].astype(w.dtype),
                      bias_of(name).numpy().astype(student[name][1].dtype))
     if path is not None:
-        from model.files import npz_bytes, write_atomic
-
-        arrays = {}
-        for name in formats:
-            arrays[f"{name}/w"], arrays[f"{name}/b"] = out[name]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, npz_bytes(arrays))
+        save_layers(path, out, formats)
     if log:
         log(f"weights: codebooks and biases of {len(formats)} convs fine-tuned on "
             f"{len(x)} frames from {len(frames)} calibration frames, {epochs} epochs "
@@ -218,22 +206,9 @@ def tune_codebooks(nodes: list[Node], teacher: FloatWeights, student: FloatWeigh
     return out
 
 
-def _load(path: Path, student: FloatWeights, formats: dict[str, FixedFormat]
-          ) -> FloatWeights | None:
-    """The cached result, or None when it is missing, damaged, or not on the formats."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            got = {name: (z[f"{name}/w"], z[f"{name}/b"]) for name in formats}
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
-    out = dict(student)
-    for name, (w, b) in got.items():
-        w0, b0 = student[name]
+def _on_formats(formats: dict[str, FixedFormat]):
+    """``load_layers``' check of a cached result: every kernel on its format's grid."""
+    def valid(name: str, w: np.ndarray) -> bool:
         steps = np.asarray(w, np.float64) / formats[name].lsb
-        if (w.shape != w0.shape or b.shape != b0.shape or not np.all(np.isfinite(b))
-                or not np.array_equal(steps, np.rint(steps))):
-            return None
-        out[name] = (w.astype(w0.dtype), b.astype(b0.dtype))
-    return out
+        return bool(np.array_equal(steps, np.rint(steps)))
+    return valid

@@ -1,5 +1,6 @@
-"""Small file helpers shared by the caches (weights, photo sets, GPTQ results): atomic
-writes, reproducible .npz bytes and SHA-256 digests of files."""
+"""Small file helpers shared by the caches (weights, photo sets, GPTQ and codebook-tuning
+results): atomic writes, reproducible .npz bytes, SHA-256 digests of files and of a
+network's inputs, and per-layer (kernel, bias) result files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["npz_bytes", "sha256_file", "write_atomic"]
+__all__ = ["digest_network", "load_layers", "npz_bytes", "save_layers", "sha256_file",
+           "write_atomic"]
 
 
 def sha256_file(path: Path) -> str:
@@ -50,6 +52,51 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             info.external_attr = 0o644 << 16
             archive.writestr(info, member.getvalue())
     return out.getvalue()
+
+
+def digest_network(h, nodes, weights: dict, frames) -> None:
+    """Feed ``h`` (a hashlib object) the blocks ``nodes`` (their repr), the ``{name:
+    (kernel, bias)}`` ``weights`` (names, shapes, dtypes, bytes) and the ``frames``."""
+    for n in nodes:
+        h.update(repr(n).encode())
+    for name in sorted(weights):
+        for a in weights[name]:
+            h.update(name.encode() + repr(a.shape).encode() + str(a.dtype).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    for f in frames:
+        h.update(repr(f.shape).encode() + np.ascontiguousarray(f).tobytes())
+
+
+def save_layers(path: Path, weights: dict, names) -> None:
+    """The (kernel, bias) of every layer in ``names`` as ``<name>/w``, ``<name>/b`` in one
+    reproducible .npz at ``path``, written atomically."""
+    arrays = {}
+    for name in names:
+        arrays[f"{name}/w"], arrays[f"{name}/b"] = weights[name]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, npz_bytes(arrays))
+
+
+def load_layers(path: Path, like: dict, names, valid) -> dict | None:
+    """``like`` with the layers in ``names`` read from ``save_layers``' file at ``path``
+    (dtypes of ``like``), or None when the file is missing or damaged, or a layer's kernel
+    or bias has the wrong shape, a bias is not finite, or ``valid(name, kernel)`` is false:
+    the caller then recomputes and rewrites it."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            got = {name: (z[f"{name}/w"], z[f"{name}/b"]) for name in names}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    out = dict(like)
+    for name, (w, b) in got.items():
+        w0, b0 = like[name]
+        if (w.shape != w0.shape or b.shape != b0.shape or not np.all(np.isfinite(b))
+                or not valid(name, w)):
+            return None
+        out[name] = (w.astype(w0.dtype), b.astype(b0.dtype))
+    return out
 
 
 def tail_text(path: Path, lines: int = 40) -> str:

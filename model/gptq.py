@@ -28,13 +28,13 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from model.files import load_layers, save_layers
 from model.fixed import FixedFormat
 from model.golden import im2col
 from model.graph import Node
@@ -165,41 +165,22 @@ CACHE_VERSION = b"gptq-1"
 
 def _cache_key(nodes, weights, frames, grids, act_formats, correct_bias) -> str:
     """SHA-256 of everything ``gptq_network``'s result depends on."""
+    from model.files import digest_network
+
     h = hashlib.sha256(CACHE_VERSION + repr((DAMPING, correct_bias)).encode())
-    for n in nodes:
-        h.update(repr(n).encode())
-    for name in sorted(weights):
-        for a in weights[name]:
-            h.update(name.encode() + repr(a.shape).encode() + str(a.dtype).encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-    for f in frames:
-        h.update(repr(f.shape).encode() + np.ascontiguousarray(f).tobytes())
+    digest_network(h, nodes, weights, frames)
     for name in sorted(grids):
         h.update(name.encode() + grids[name].key)
     h.update(repr(sorted((k, v.ap()) for k, v in act_formats.items())).encode())
     return h.hexdigest()
 
 
-def _load_cached(path: Path, weights: FloatWeights, grids: dict[str, Grid]
-                 ) -> FloatWeights | None:
-    """The cached result at ``path``, or None when it is missing or does not hold, for
-    every rounded conv, a kernel and a bias of the right shapes with the kernel on its
-    grid (a damaged file is then recomputed and rewritten)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            got = {name: (z[f"{name}/w"], z[f"{name}/b"]) for name in grids}
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
-    out = dict(weights)
-    for name, (w, b) in got.items():
-        w0, b0 = weights[name]
-        if w.shape != w0.shape or b.shape != b0.shape or not np.all(np.isfinite(b)):
-            return None
+def _on_grid(grids: dict[str, Grid]):
+    """``load_layers``' check of a cached result: every kernel on its grid."""
+    def valid(name: str, w: np.ndarray) -> bool:
         flat = w.reshape(-1, w.shape[-1]).astype(np.float64)
-        if not np.array_equal(grids[name].round_kernel(flat), flat):
-            return None
-        out[name] = (w.astype(w0.dtype), b.astype(b0.dtype))
-    return out
+        return bool(np.array_equal(grids[name].round_kernel(flat), flat))
+    return valid
 
 
 def gptq_network(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray],
@@ -233,7 +214,7 @@ def gptq_network(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarr
     if cache is not None:
         key = _cache_key(nodes, weights, frames, grids, act_formats, correct_bias)
         path = cache / f"{key[:32]}.npz"
-        hit = _load_cached(path, weights, grids) if path.is_file() else None
+        hit = load_layers(path, weights, grids, _on_grid(grids))
         if hit is not None:
             if log is not None:
                 log(f"weights: GPTQ rounding of {len(grids)} conv kernels reused from {path}")
@@ -269,13 +250,7 @@ def gptq_network(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarr
             if readers[s] <= 0 and s != "frame":
                 del f_acts[s], h_acts[s]
     if path is not None:
-        from model.files import npz_bytes, write_atomic
-
-        arrays = {}
-        for name in grids:
-            arrays[f"{name}/w"], arrays[f"{name}/b"] = out[name]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, npz_bytes(arrays))
+        save_layers(path, out, grids)
     if log is not None:
         log(f"weights: GPTQ rounding of {len(grids)} conv kernels on {len(frames)} "
             f"calibration frames ({time.perf_counter() - t0:.1f} s)")
