@@ -331,11 +331,13 @@ def input_hessian_diagonals(nodes: list[Node], weights: FloatWeights,
 
 
 def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bool = False,
-                     share_bits: int = 0, weight_bits: int = 8,
+                     share_bits: int | dict[str, int] = 0, weight_bits: int = 8,
                      importance: dict[str, np.ndarray] | None = None
                      ) -> tuple[FloatWeights, Masks]:
     """The float weights a ``compression:`` spec section asks for: pruned, then shared on
     the ``weight_bits`` grid (``share_on_grid``), ready for the 8-bit hardware.
+    ``share_bits``: index bits of every layer, or per layer (a layer it does not name, or
+    names with 0, keeps its weights unshared).
 
     Entry 0 of every codebook is the exact zero, so pruned weights keep index 0; without
     pruning every mask is all True. ``importance`` (layer -> array broadcastable to its
@@ -347,11 +349,14 @@ def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bo
         check_no_layer_emptied(masks, sparsity, per_layer)
     else:
         masks = {k: np.ones(w.shape, dtype=bool) for k, (w, _) in weights.items()}
-    if share_bits:
-        imp = importance or {}
-        shared = {k: share_on_grid(w, share_bits, masks[k], weight_bits, imp.get(k))
-                  for k, (w, _) in weights.items()}
-        weights = shared_weights(weights, masks, shared)
+    bits = (share_bits if isinstance(share_bits, dict)
+            else dict.fromkeys(weights, share_bits))
+    imp = importance or {}
+    shared = {k: share_on_grid(w, bits[k], masks[k], weight_bits, imp.get(k))
+              for k, (w, _) in weights.items() if bits.get(k, 0)}
+    if shared:
+        weights = {k: ((shared[k].reconstruct(masks[k]), b) if k in shared else (w, b))
+                   for k, (w, b) in weights.items()}
     return weights, masks
 
 

@@ -285,6 +285,8 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
             _check_finite(n.name, weights[n.name])
     level = activation_levels(nodes, weights, frames, spec) if levels is None else levels
     out_bits = output_bits(nodes, spec)
+    share = (spec.compression.bits_by_layer([n.name for n in nodes if n.kind == "conv"])
+             if spec.compression.share_bits else {})
     layers: dict[str, LayerQuant] = {}
     fmt_of = {"frame": INPUT_FORMAT, "input_1": INPUT_FORMAT}
     for n in nodes:
@@ -293,8 +295,8 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
             layers[n.name] = _quantize_conv(n, weights[n.name], src_fmt, level[n.name], spec,
                                             (weight_formats or {}).get(n.name),
                                             out_bits[n.name])
-            if spec.compression.share_bits:
-                attach_codebook(layers[n.name], spec.compression.share_bits)
+            if share.get(n.name):
+                attach_codebook(layers[n.name], share[n.name])
         elif n.kind == "maxpool":
             layers[n.name] = LayerQuant(n.name, n.kind, src_fmt)
         elif n.kind == "concat":

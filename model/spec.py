@@ -121,6 +121,11 @@ class CompressionSpec:
     distribution on the calibration photos, Deep Compression's centroid retraining without
     labels; 0 = none); needs share_bits. ``tune_lr``: its Adam learning rate, in LSBs of
     each layer's weight (and output) format per step.
+    ``layer_bits``: per-layer exceptions to ``share_bits``, as Deep Compression gives its
+    layers different index widths: a mapping of conv-name patterns (``fnmatch``, e.g.
+    ``fire*_expand1x1``) to 0 (not shared: the layer keeps its 8-bit weights) or
+    2..weight_bits-1 index bits; every pattern must name at least one conv and no conv
+    may match two patterns (checked by ``bits_by_layer``); needs share_bits.
     """
 
     sparsity: float = 0.0
@@ -129,10 +134,40 @@ class CompressionSpec:
     codebook_weighting: str = "none"
     tune_epochs: int = 0
     tune_lr: float = 0.1
+    layer_bits: tuple[tuple[str, int], ...] = ()
 
     @property
     def active(self) -> bool:
         return self.sparsity > 0 or self.share_bits > 0
+
+    def bits_by_layer(self, convs: list[str]) -> dict[str, int]:
+        """Index bits of every conv in ``convs`` (0 = not shared): ``share_bits``, or its
+        ``layer_bits`` exception. Raises :class:`SpecError` for a pattern that names no conv
+        and for a conv that two patterns name."""
+        from fnmatch import fnmatchcase
+
+        bits = dict.fromkeys(convs, self.share_bits)
+        seen: dict[str, str] = {}
+        for pattern, b in self.layer_bits:
+            hits = [c for c in convs if fnmatchcase(c, pattern)]
+            if not hits:
+                raise SpecError(f"compression.layer_bits: {pattern!r} names no conv layer; "
+                                f"the convs are {', '.join(convs)}")
+            for c in hits:
+                if c in seen:
+                    raise SpecError(f"compression.layer_bits: {c} matches both "
+                                    f"{seen[c]!r} and {pattern!r}")
+                seen[c] = pattern
+                bits[c] = b
+        return bits
+
+    def describe_bits(self) -> str:
+        """'6-bit shared', with the exceptions: '6-bit shared (fire*_expand1x1 8-bit)'."""
+        if not self.share_bits:
+            return ""
+        extra = ", ".join(f"{p} {f'{b}-bit shared' if b else 'unshared 8-bit'}"
+                          for p, b in self.layer_bits)
+        return f"{self.share_bits}-bit shared" + (f" ({extra})" if extra else "")
 
 
 @dataclass(frozen=True)
@@ -235,6 +270,28 @@ def _section(where: str, cls: type, given: dict) -> Any:
             )
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+LAYER_PATTERN = re.compile(r"[A-Za-z0-9_*?]{1,64}")
+
+
+def _layer_bits(value: Any, weight_bits: int) -> tuple[tuple[str, int], ...]:
+    """``compression.layer_bits``: {conv-name pattern: 0 or 2..weight_bits-1}."""
+    where = "compression.layer_bits"
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: expected a mapping of conv-name patterns to index bits, "
+                        f"got {value!r}")
+    out = []
+    for pattern, bits in value.items():
+        if not isinstance(pattern, str) or not LAYER_PATTERN.fullmatch(pattern):
+            raise SpecError(f"{where}: {pattern!r} is not a conv-name pattern (letters, "
+                            "digits, '_', and the wildcards '*' and '?'; 1..64 characters)")
+        if (not isinstance(bits, int) or isinstance(bits, bool)
+                or not (bits == 0 or 2 <= bits < weight_bits)):
+            raise SpecError(f"{where}.{pattern}: 0 (not shared) or 2..{weight_bits - 1} "
+                            f"index bits, got {bits!r}")
+        out.append((pattern, bits))
+    return tuple(out)
 
 
 def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -373,7 +430,16 @@ def spec_from_dict(raw: dict, default_name: str = "network") -> NetworkSpec:
     check_calibration("quantization.calibration", quant.calibration)
     _choice("quantization.calibration_method", quant.calibration_method, CALIBRATION_METHODS)
     _choice("quantization.weight_rounding", quant.weight_rounding, WEIGHT_ROUNDINGS)
-    compression = _section("compression", CompressionSpec, raw.get("compression", {}))
+    raw_compression = raw.get("compression", {})
+    layer_bits: tuple[tuple[str, int], ...] = ()
+    if isinstance(raw_compression, dict) and "layer_bits" in raw_compression:
+        raw_compression = dict(raw_compression)
+        layer_bits = _layer_bits(raw_compression.pop("layer_bits"), quant.weight_bits)
+    compression = _section("compression", CompressionSpec, raw_compression)
+    compression = replace(compression, layer_bits=layer_bits)
+    if layer_bits and not compression.share_bits:
+        raise SpecError("compression.layer_bits: per-layer exceptions to share_bits; it "
+                        "needs share_bits")
     if not 0.0 <= compression.sparsity < 1.0:
         raise SpecError(f"compression.sparsity: must lie in [0, 1), got {compression.sparsity}")
     if compression.share_bits and not 2 <= compression.share_bits < quant.weight_bits:

@@ -173,3 +173,30 @@ def test_fifo_report_sizes():
     assert "ran full (stalled their producer): 1 of 3 FIFOs\n  fifo_c: depth 4, 7 cycles" in rep
     assert "200 cycles/frame above the slowest layer (conv9, 1,000)" in rep
     assert "none cost throughput" in fifo_report(stats, 3, 1000, ("conv9", 1000))
+
+
+def test_fast_mixed_index_widths_bit_exact():
+    """Per-layer index widths (compression.layer_bits) in one RTL network: tiny_shared with
+    its 1x1 expands unshared (8-bit weight ROMs) and conv10 on 3-bit indices."""
+    import re
+    from dataclasses import replace
+
+    from model.paths import REPO
+    from model.spec import load_spec
+    from sim import fast
+    from sim.network import prepare_network, rtl_dir
+
+    spec = load_spec(REPO / "configs" / "tiny_shared.yaml")
+    spec = replace(spec, name="tiny_mixed", compression=replace(
+        spec.compression, layer_bits=(("fire*_expand1x1", 0), ("conv10", 3))))
+    prep, design, vectors = prepare_network(spec, frames=3)
+    text = (rtl_dir(spec) / f"{design.top}.v").read_text()
+    convs = [n.name for n in prep.nodes if n.kind == "conv"]
+    assert len(re.findall(r"\.SHARE_BITS\(4\)", text)) == len(convs) - 5
+    assert len(re.findall(r"\.SHARE_BITS\(3\)", text)) == 1
+    fig = fast.run(design.top, design.sources() + [rtl_dir(spec) / f"{design.top}.v"],
+                   vectors, spec.name, stalls=True)
+    print(f"\ntiny_mixed rtl: {fig['frames']} frames, {fig['compared']} outputs compared, "
+          f"{fig['mismatches']} mismatches")
+    assert fig["frames"] == 3 and fig["compared"] == 3 * spec.classes
+    assert fig["mismatches"] == 0

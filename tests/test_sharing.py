@@ -41,12 +41,47 @@ def test_compression_section_is_validated():
            ({"sparsity": -0.1}, "sparsity"),
            ({"share_bits": 4.0}, "share_bits: expected int"),
            ({"bits": 4}, "compression: unknown key.*'bits'.*allowed: codebook_weighting, "
-                         "per_layer, share_bits, sparsity, tune_epochs, tune_lr"),
+                         "layer_bits, per_layer, share_bits, sparsity, tune_epochs, tune_lr"),
            ({"share_bits": 4, "codebook_weighting": "fisher"},
             "codebook_weighting: 'fisher' is not allowed; allowed: none, hessian"),
            ({"share_bits": 4, "codebook_weighting": True}, "codebook_weighting: expected str"),
            ({"sparsity": 0.5, "codebook_weighting": "hessian"},
             "codebook_weighting: 'hessian' weights the shared codebooks; it needs share_bits")]
+    for section, message in bad:
+        with pytest.raises(SpecError, match=message):
+            spec_from_dict({**TINY, "compression": section})
+
+
+def test_layer_bits_section_is_validated():
+    """compression.layer_bits: per-layer exceptions to share_bits (0 = not shared)."""
+    c = spec_from_dict({**TINY, "compression": {
+        "share_bits": 6, "layer_bits": {"fire*_expand1x1": 0, "conv10": 4}}}).compression
+    assert c.layer_bits == (("fire*_expand1x1", 0), ("conv10", 4))
+    assert c.describe_bits() == "6-bit shared (fire*_expand1x1 unshared 8-bit, conv10 4-bit shared)"
+    convs = ["conv1", "fire2_squeeze1x1", "fire2_expand1x1", "fire2_expand3x3",
+             "fire3_expand1x1", "conv10"]
+    assert c.bits_by_layer(convs) == {"conv1": 6, "fire2_squeeze1x1": 6,
+                                      "fire2_expand1x1": 0, "fire2_expand3x3": 6,
+                                      "fire3_expand1x1": 0, "conv10": 4}
+    assert spec_from_dict({**TINY, "compression": {"share_bits": 5}}).compression \
+        .bits_by_layer(convs) == dict.fromkeys(convs, 5)
+    with pytest.raises(SpecError, match=r"'fire9\*' names no conv layer; the convs are conv1, "):
+        spec_from_dict({**TINY, "compression": {"share_bits": 6, "layer_bits": {
+            "fire9*": 0}}}).compression.bits_by_layer(convs)
+    with pytest.raises(SpecError, match="fire2_squeeze1x1 matches both 'fire\\*' and '\\*1x1'"):
+        spec_from_dict({**TINY, "compression": {"share_bits": 6, "layer_bits": {
+            "fire*": 0, "*1x1": 4}}}).compression.bits_by_layer(convs)
+    bad = [({"share_bits": 6, "layer_bits": {"conv1": 8}},
+            r"layer_bits.conv1: 0 \(not shared\) or 2..7 index bits, got 8"),
+           ({"share_bits": 6, "layer_bits": {"conv1": 1}}, "got 1"),
+           ({"share_bits": 6, "layer_bits": {"conv1": True}}, "got True"),
+           ({"share_bits": 6, "layer_bits": {"conv1": "0"}}, "got '0'"),
+           ({"share_bits": 6, "layer_bits": {"conv1; rm -rf /": 0}},
+            "'conv1; rm -rf /' is not a conv-name pattern"),
+           ({"share_bits": 6, "layer_bits": {"../x": 0}}, "is not a conv-name pattern"),
+           ({"share_bits": 6, "layer_bits": ["conv1"]}, "expected a mapping of conv-name"),
+           ({"layer_bits": {"conv1": 0}}, "layer_bits: per-layer exceptions to share_bits; "
+                                          "it needs share_bits")]
     for section, message in bad:
         with pytest.raises(SpecError, match=message):
             spec_from_dict({**TINY, "compression": section})
@@ -320,3 +355,53 @@ def test_shared_csim_vivado_backend(shared, tmp_path):
     params = (tmp_path / "vivado" / "firmware" / "parameters.h").read_text()
     convs = [n for n in shared.nodes if n.kind == "conv"]
     assert params.count("nnet::product::sqz_codebook<") == len(convs)
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """tiny_shared with per-layer index widths: the 1x1 expands unshared, conv10 3-bit."""
+    from dataclasses import replace
+
+    spec = load_spec(SHARED)
+    spec = replace(spec, name="tiny_mixed", compression=replace(
+        spec.compression, layer_bits=(("fire*_expand1x1", 0), ("conv10", 3))))
+    return prepare(spec, log=lambda *a: None)
+
+
+def test_mixed_plan_shares_only_the_layers_asked(mixed):
+    from dataclasses import replace
+
+    spec = load_spec(SHARED)
+    pruned_only = prepare(replace(spec, compression=replace(spec.compression, share_bits=0)),
+                          log=lambda *a: None, demo=False)
+    convs = [n.name for n in mixed.nodes if n.kind == "conv"]
+    unshared = [c for c in convs if c.endswith("_expand1x1")]
+    assert len(unshared) == 4
+    for name in convs:
+        lq = mixed.plan.layers[name]
+        if name in unshared:
+            assert not lq.shared and lq.w_codebook is None
+            # pruned, then rounded to the nearest 8-bit value, not clustered: the weights
+            # of the same spec without sharing
+            assert np.array_equal(lq.w_q, pruned_only.plan.layers[name].w_q), name
+        else:
+            bits = 3 if name == "conv10" else 4
+            assert lq.shared and lq.share_bits == bits and lq.w_codebook.size == 2**bits
+            assert np.array_equal(lq.w_codebook[lq.w_idx], lq.w_q)
+    rows = {(r.layer, r.kind) for r in mixed.memory.rows}
+    assert all((c, "codebook") in rows for c in convs if c not in unshared)
+    assert not any((c, "codebook") in rows for c in unshared)
+
+
+@pytest.mark.csim
+def test_mixed_csim_every_layer_bit_exact(mixed, tmp_path):
+    out = tmp_path / "tiny_mixed_vitis"
+    _, hls_model = build_project(mixed, backend="Vitis", out_dir=out, log=lambda *a: None)
+    params = (out / "firmware" / "parameters.h").read_text()
+    convs = [n for n in mixed.nodes if n.kind == "conv"]
+    assert params.count("nnet::product::sqz_codebook<") == len(convs) - 4
+    res = run_csim(mixed, hls_model)
+    print(f"\ntiny_mixed csim: {res.frames} frames, {res.compared} outputs compared, "
+          f"{res.mismatches} mismatches")
+    assert res.frames == len(mixed.frames) >= 3
+    assert res.compared > 0 and res.mismatches == 0, res.first_mismatch

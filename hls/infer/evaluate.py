@@ -163,7 +163,7 @@ class EvalResult:
 def _design_name(prep: Prepared) -> str:
     c = prep.spec.compression
     parts = ([f"pruned {c.sparsity:.0%}"] if c.sparsity else []) + (
-        [f"{c.share_bits}-bit shared"] if c.share_bits else [])
+        [c.describe_bits()] if c.share_bits else [])
     return " + ".join(parts) or "8-bit"
 
 

@@ -219,6 +219,7 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     from model.quantize import activation_format, activation_levels, output_bits, weight_format
 
     q, c = spec.quant, spec.compression
+    bits = c.bits_by_layer([n.name for n in nodes if n.kind == "conv"])
     if c.active:  # Deep Compression in float; its kernels are the grid, the float the target
         target = weights
         importance = None
@@ -230,7 +231,7 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
             log(f"compression: codebooks weighted by the input Hessian diagonals of "
                 f"{len(importance)} convs on {len(calib)} calibration frames "
                 f"({time.perf_counter() - t_h:.1f} s)")
-        compressed, masks = compress_weights(weights, c.sparsity, c.per_layer, c.share_bits,
+        compressed, masks = compress_weights(weights, c.sparsity, c.per_layer, bits,
                                              importance=importance)
     else:
         target = weights
@@ -246,7 +247,7 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
     for name, (w, _b) in compressed.items():
         keep = masks.get(name)
         keep = None if keep is None else keep.reshape(-1, w.shape[-1])
-        if c.share_bits:
+        if bits.get(name):
             grids[name] = codebook_grid(np.append(np.unique(w), 0.0), keep)
         else:
             grids[name] = uniform_grid(formats[name], keep)
@@ -278,7 +279,10 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
             + (f"pruned to {c.sparsity:.0%} zeros{' per layer' if c.per_layer else ''}"
                if c.sparsity else "no pruning")
             + (f", weights shared in {2**c.share_bits}-entry codebooks ({c.share_bits}-bit "
-               "indices)" if c.share_bits else "") + "; biases corrected"
+               "indices)" if c.share_bits else "")
+            + "".join(f"; {p}: " + (f"{b}-bit indices" if b else "not shared")
+                      for p, b in c.layer_bits)
+            + "; biases corrected"
             + (f"; codebooks fine-tuned ({c.tune_epochs} epochs)" if c.tune_epochs else ""))
     return rounded, formats, levels
 
