@@ -56,7 +56,9 @@ async def test_reset_mid_frame(dut):
 
 
 @pytest.mark.parametrize("in_lanes, out_lanes, c, pixels",
-                         [(4, 1, 8, 5), (2, 8, 16, 3), (4, 4, 4, 1)])
+                         [(4, 1, 8, 5), (2, 8, 16, 3),
+                          # equal widths: CI time, runs in make test-all
+                          pytest.param(4, 4, 4, 1, marks=pytest.mark.slow)])
 def test_sqz_dwc(in_lanes, out_lanes, c, pixels):
     run_cocotb("sqz_dwc", rtl_sources("sqz_dwc"),
                {"IN_LANES": in_lanes, "OUT_LANES": out_lanes, "C": c, "PIXELS": pixels},

@@ -329,7 +329,13 @@ def _missing_dir() -> Path:
     return paths.BUILD / "sim" / simulator() / "sqz_mvu_data" / "missing"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+# the two longest cases run in make test-all (CI time)
+SLOW_CASES = ("parallel", "pack_long")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow)
+                                  if c.name in SLOW_CASES else c for c in CASES],
+                         ids=[c.name for c in CASES])
 def test_sqz_mvu(case):
     _run(*prepare(case))
 

@@ -394,6 +394,7 @@ def test_mixed_plan_shares_only_the_layers_asked(mixed):
 
 
 @pytest.mark.csim
+@pytest.mark.slow  # CI time: runs in make test-all (the mixed RTL check runs by default)
 def test_mixed_csim_every_layer_bit_exact(mixed, tmp_path):
     out = tmp_path / "tiny_mixed_vitis"
     _, hls_model = build_project(mixed, backend="Vitis", out_dir=out, log=lambda *a: None)
