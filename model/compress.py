@@ -273,7 +273,10 @@ def share_all(weights: FloatWeights, masks: Masks, bits: int,
 
 def shared_weights(weights: FloatWeights, masks: Masks,
                    shared: dict[str, SharedLayer]) -> FloatWeights:
-    return {k: (shared[k].reconstruct(masks[k]), b) for k, (_, b) in weights.items()}
+    """``weights`` with every layer in ``shared`` rebuilt from its codebook; the others
+    unchanged."""
+    return {k: ((shared[k].reconstruct(masks[k]), b) if k in shared else (w, b))
+            for k, (w, b) in weights.items()}
 
 
 def correct_biases(nodes: list[Node], original: FloatWeights, compressed: FloatWeights,
@@ -354,10 +357,7 @@ def compress_weights(weights: FloatWeights, sparsity: float = 0.0, per_layer: bo
     imp = importance or {}
     shared = {k: share_on_grid(w, bits[k], masks[k], weight_bits, imp.get(k))
               for k, (w, _) in weights.items() if bits.get(k, 0)}
-    if shared:
-        weights = {k: ((shared[k].reconstruct(masks[k]), b) if k in shared else (w, b))
-                   for k, (w, b) in weights.items()}
-    return weights, masks
+    return shared_weights(weights, masks, shared), masks
 
 
 # -- 3. relative indices, Huffman, the size account --------------------------------------
