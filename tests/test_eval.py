@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from model.imagenet import imagenet_label
 from model.paths import CONFIGS
 from model.photos import bundled_photos
 from model.quantize import float_forward, run_golden
-from model.spec import load_spec
+from model.spec import CompressionSpec, load_spec
 
 QUIET = {"log": lambda *a: None}
 
@@ -37,6 +38,16 @@ def _save(rgb: np.ndarray, path: Path) -> Path:
 
 def top5(scores: np.ndarray) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:5]
+
+
+def kl(float_logits: np.ndarray, codes: np.ndarray, fmt) -> float:
+    """KL(softmax(float) || softmax(design)), the design's codes scaled by its format."""
+    float_logits = np.asarray(float_logits, dtype=np.float64)
+    p = np.exp(float_logits - float_logits.max())
+    p /= p.sum()
+    q = np.exp(codes * 2.0 ** -fmt.frac - (codes * 2.0 ** -fmt.frac).max())
+    q /= q.sum()
+    return float(np.sum(p * np.log(p / q)))
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +75,21 @@ def test_eval_labelled_folder_matches_a_direct_computation(default_prep, labelle
     conv1_sat = conv1_n = 0
     qmax = default_prep.plan.layers["conv1"].out_fmt.qmax
     rows = {}
+    kls = []
     for path, label in items:
         frame = caffe(path)
-        ft = top5(float_forward(default_prep.nodes, default_prep.reference, frame)[gap])
+        fl = float_forward(default_prep.nodes, default_prep.reference, frame)[gap]
+        ft = top5(fl)
         golden = run_golden(default_prep.nodes, default_prep.plan, frame)
         qt = top5(golden[gap])
+        kls.append(kl(fl, golden[gap], default_prep.plan.layers[gap].out_fmt))
         conv1_sat += int((golden["conv1"] == qmax).sum())
         conv1_n += golden["conv1"].size
         f1, f5 = f1 + (ft[0] == label), f5 + (label in ft)
         q1, q5 = q1 + (qt[0] == label), q5 + (label in qt)
         agree += qt[0] == ft[0]
         overlap += len(set(qt) & set(ft))
-        rows[str(path)] = (label, ft, qt)
+        rows[str(path)] = (label, ft, qt, kls[-1])
     n = len(items)
     assert res.images == n and res.labelled
     # a JPEG header followed by garbage: Pillow opens it and fails to decode it
@@ -94,11 +108,12 @@ def test_eval_labelled_folder_matches_a_direct_computation(default_prep, labelle
         got = list(csv.DictReader(fh))
     assert len(got) == n
     for row in got:
-        label, ft, qt = rows[row["image"]]
+        label, ft, qt, k = rows[row["image"]]
         assert int(row["label"]) == label
         assert row["float_top5"] == " ".join(map(str, ft))
         assert row["int8_top5"] == " ".join(map(str, qt))
         assert int(row["int8_top5_overlap"]) == len(set(qt) & set(ft))
+        assert float(row["int8_kl"]) == pytest.approx(k, rel=1e-5, abs=1e-9)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["images"] == n and summary["labelled"] is True
     assert summary["classes_found"] == {"n02123045": 281, "espresso": 967,
@@ -109,6 +124,8 @@ def test_eval_labelled_folder_matches_a_direct_computation(default_prep, labelle
     q = summary["designs"]["8-bit"]
     assert (q["top1"], q["top5"], q["agreement_top1"]) == (q1 / n, q5 / n, agree / n)
     assert q["overlap_top5"] == pytest.approx(overlap / (5 * n))
+    assert q["kl_from_float"] == pytest.approx(np.mean(kls), rel=1e-9)
+    assert f"mean KL divergence from the float softmax: 8-bit {np.mean(kls):.4f}" in lines
     assert q["saturation"]["conv1"]["rate"] == pytest.approx(conv1_sat / conv1_n)
     assert set(q["saturation"]) == {nd.name for nd in default_prep.nodes
                                     if nd.kind in ("conv", "gap")}
@@ -151,15 +168,26 @@ def test_eval_of_a_compressed_spec_reports_both_designs(tmp_path, caffe) -> None
     gap = shared.nodes[-1].name
     assert shared.uncompressed is not None
     c1 = c5 = agree = overlap = 0
+    diffs = []
+    dense = prepare(replace(shared.spec, compression=CompressionSpec()), **QUIET)
     for label, path in enumerate(sorted(root.rglob("*.jpg"), key=lambda p: p.parent.name)):
         frame = caffe(path, 35, 39)
         ft = top5(float_forward(shared.nodes, shared.uncompressed, frame)[gap])
         ct = top5(run_golden(shared.nodes, shared.plan, frame)[gap])
+        qt = top5(run_golden(dense.nodes, dense.plan, frame)[gap])
         c1, c5 = c1 + (ct[0] == label), c5 + (label in ct)
         agree, overlap = agree + (ct[0] == ft[0]), overlap + len(set(ct) & set(ft))
+        diffs.append((100 * ((ct[0] == ft[0]) - (qt[0] == ft[0])),
+                      20 * (len(set(ct) & set(ft)) - len(set(qt) & set(ft)))))
     assert (f"pruned 50% + 4-bit shared: top-1 {50 * c1:.1f}%, top-5 {50 * c5:.1f}%; top-1 "
             f"agreement {50 * agree:.1f}%, top-5 overlap {10 * overlap:.1f}% (vs the "
             "uncompressed float model)") in res.lines()
+    # the paired difference, recomputed: mean and standard error over the 2 images
+    d = np.array(diffs, dtype=float)
+    m, se = d.mean(axis=0), d.std(axis=0, ddof=1) / np.sqrt(2)
+    assert (f"pruned 50% + 4-bit shared minus 8-bit, paired over the 2 images: top-1 "
+            f"agreement {m[0]:+.1f} ± {se[0]:.1f} points, top-5 overlap {m[1]:+.1f} ± "
+            f"{se[1]:.1f} points (standard errors)") in res.lines()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert set(summary["designs"]) == {"8-bit", "pruned 50% + 4-bit shared"}
 

@@ -9,7 +9,12 @@ For each readable image (preprocessed as the spec says, ``model.photos.spec_fram
 - top-1 / top-5 accuracy when the folder is labelled (class sub-folders named by ImageNet
   class name, index or WordNet synset id; ``model.datasets.scan_eval_folder``);
 - top-1 agreement and top-5 overlap (|top-5 of the design ∩ top-5 of float| / 5, averaged)
-  of each integer design with the float model;
+  of each integer design with the float model, and the mean KL divergence
+  KL(float softmax || design softmax) of the dequantized class scores: a measure of
+  fidelity far less noisy than a few hundred yes / no answers;
+- for a compressed spec, the compressed design minus the 8-bit one paired image by image
+  (mean difference of top-1 agreement and top-5 overlap in points, with its standard
+  error), so that a gap can be told from the noise of a small folder;
 - per-layer saturation: the fraction of a layer's outputs at its format's largest code
   (AP_SAT clamps there, so this counts every clipped value, plus the rare value that
   rounds exactly onto the maximum);
@@ -36,7 +41,7 @@ from model.datasets import EvalFolder, scan_eval_folder
 from model.errors import InputError, SqzError
 from model.quantize import float_forward, run_golden
 
-__all__ = ["EvalResult", "evaluate", "folder_labeller"]
+__all__ = ["EvalResult", "evaluate", "folder_labeller", "paired_difference"]
 
 K = 5
 
@@ -70,25 +75,33 @@ class Tally:
     top5: int = 0
     agree1: int = 0
     overlap5: int = 0           # sum over images of |top5 ∩ float top5|
+    kl: float = 0.0             # sum over images of KL(float softmax || this design's)
+    per_image: list[tuple[int, int]] = field(default_factory=list)  # (agrees, overlap)
     saturated: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, int] = field(default_factory=dict)
     formats: dict[str, str] = field(default_factory=dict)
 
-    def add(self, top: np.ndarray, label: int | None, ref: np.ndarray | None) -> None:
+    def add(self, top: np.ndarray, label: int | None, ref: np.ndarray | None,
+            kl: float = 0.0) -> None:
         self.images += 1
+        self.kl += kl
         if label is not None:
             self.labelled += 1
             self.top1 += int(top[0] == label)
             self.top5 += int(label in top)
         if ref is not None:
-            self.agree1 += int(top[0] == ref[0])
-            self.overlap5 += len(set(top.tolist()) & set(ref.tolist()))
+            agrees, overlap = int(top[0] == ref[0]), len(set(top.tolist()) & set(ref.tolist()))
+            self.agree1 += agrees
+            self.overlap5 += overlap
+            self.per_image.append((agrees, overlap))
 
     def rate(self, what: str) -> float | None:
         if what in ("top1", "top5"):
             return getattr(self, what) / self.labelled if self.labelled else None
         if what == "agree1":
             return self.agree1 / self.images if self.images else None
+        if what == "kl":
+            return self.kl / self.images if self.images else None
         return self.overlap5 / (K * self.images) if self.images else None
 
     def saturation(self) -> dict[str, float]:
@@ -98,6 +111,7 @@ class Tally:
         out = {"top1": self.rate("top1"), "top5": self.rate("top5")}
         if not is_float:
             out.update(agreement_top1=self.rate("agree1"), overlap_top5=self.rate("overlap5"),
+                       kl_from_float=self.rate("kl"),
                        saturation={n: {"format": self.formats[n], "rate": r}
                                    for n, r in self.saturation().items()})
         return out
@@ -105,6 +119,18 @@ class Tally:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def paired_difference(a: Tally, b: Tally) -> dict[str, tuple[float, float]]:
+    """``b`` minus ``a`` image by image, in points: {"agree1" | "overlap5": (mean,
+    standard error)}; the standard error is 0 for a single image."""
+    x, y = np.asarray(a.per_image, dtype=float), np.asarray(b.per_image, dtype=float)
+    if x.shape != y.shape or not len(x):
+        raise ValueError(f"paired difference needs the same images: {len(x)} vs {len(y)}")
+    d = (y - x) * np.array([100.0, 100.0 / K])
+    se = d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.zeros(2)
+    return {"agree1": (float(d[:, 0].mean()), float(se[0])),
+            "overlap5": (float(d[:, 1].mean()), float(se[1]))}
 
 
 @dataclass
@@ -142,6 +168,13 @@ class EvalResult:
                    if self.labelled else "")
             out.append(f"{d.name}: {acc}top-1 agreement {_pct(d.rate('agree1'))}, top-5 "
                        f"overlap {_pct(d.rate('overlap5'))} (vs the uncompressed float model)")
+            diff = paired_difference(self.designs[0], d)
+            (m1, s1), (m5, s5) = diff["agree1"], diff["overlap5"]
+            out.append(f"{d.name} minus 8-bit, paired over the {self.images} images: top-1 "
+                       f"agreement {m1:+.1f} ± {s1:.1f} points, top-5 overlap {m5:+.1f} ± "
+                       f"{s5:.1f} points (standard errors)")
+        out.append("mean KL divergence from the float softmax: " + "; ".join(
+            f"{d.name} {d.rate('kl'):.4f}" for d in self.designs))
         if self.csim is not None:
             c = self.csim
             out.append(f"csim: {c['frames']} frames, {c['compared']} outputs compared, "
@@ -167,8 +200,15 @@ def _design_name(prep: Prepared) -> str:
     return " + ".join(parts) or "8-bit"
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
 def _run_design(t: Tally, prep: Prepared, pixels: np.ndarray, label: int | None,
-                ref: np.ndarray) -> np.ndarray:
+                ref: np.ndarray, ref_logp: np.ndarray) -> tuple[np.ndarray, float]:
+    """Run one design on one frame; returns its top-5 and KL(float || design)."""
     outs = run_golden(prep.nodes, prep.plan, pixels)
     for n in prep.nodes:
         if n.kind in ("conv", "add", "gap"):
@@ -177,9 +217,12 @@ def _run_design(t: Tally, prep: Prepared, pixels: np.ndarray, label: int | None,
             t.saturated[n.name] = t.saturated.get(n.name, 0) + int(
                 np.count_nonzero(outs[n.name] == fmt.qmax))
             t.outputs[n.name] = t.outputs.get(n.name, 0) + outs[n.name].size
-    top = np.argsort(-outs[prep.nodes[-1].name], kind="stable")[:K]
-    t.add(top, label, ref)
-    return top
+    gap = prep.nodes[-1].name
+    top = np.argsort(-outs[gap], kind="stable")[:K]
+    logp = log_softmax(prep.plan.layers[gap].out_fmt.to_real(outs[gap]))
+    kl = float(np.sum(np.exp(ref_logp) * (ref_logp - logp)))
+    t.add(top, label, ref, kl)
+    return top, kl
 
 
 def evaluate(prep: Prepared, data: str | Path, out_dir: Path, *, dense: Prepared | None = None,
@@ -228,14 +271,16 @@ def evaluate(prep: Prepared, data: str | Path, out_dir: Path, *, dense: Prepared
             continue
         f_logits = float_forward(prep.nodes, float_w, pixels)[gap]
         f_top = np.argsort(-f_logits, kind="stable")[:K]
+        f_logp = log_softmax(f_logits)
         f_tally.add(f_top, label, None)
         row = {"image": str(path), "label": "" if label is None else label,
                "float_top5": " ".join(map(str, f_top))}
         for key, d, t in zip(("int8", "compressed"), designs, tallies, strict=False):
-            top = _run_design(t, d, pixels, label, f_top)
+            top, kl = _run_design(t, d, pixels, label, f_top, f_logp)
             row[f"{key}_top5"] = " ".join(map(str, top))
             row[f"{key}_top1_agrees"] = int(top[0] == f_top[0])
             row[f"{key}_top5_overlap"] = len(set(top.tolist()) & set(f_top.tolist()))
+            row[f"{key}_kl"] = f"{kl:.6g}"
         rows.append(row)
         if len(csim_frames) < csim:
             csim_frames.append(Frame(str(path), pixels))
@@ -276,6 +321,9 @@ def evaluate(prep: Prepared, data: str | Path, out_dir: Path, *, dense: Prepared
         "skipped": [{"path": str(p), "reason": w} for p, w in skipped],
         "float": f_tally.summary(is_float=True),
         "designs": {t.name: t.summary(is_float=False) for t in tallies},
+        "paired_vs_8bit": {t.name: {k: {"mean_points": m, "stderr_points": e} for k, (m, e)
+                                    in paired_difference(tallies[0], t).items()}
+                           for t in tallies[1:]},
         "csim": csim_res, "seconds": result.seconds,
     }
     paths["json"].write_text(json.dumps(summary, indent=2) + "\n")
