@@ -207,7 +207,7 @@ def cmd_classify(args) -> int:
             for c in p.top:
                 print(f"   {c.prob:6.1%}  {c.index:4d}" + (f" {c.name}" if c.name else ""))
     log(f"time: {time.perf_counter() - t0:.1f} s ({clf.backend.name}: {t_run:.2f} s for "
-        f"{len(frames)} images)")
+        f"{len(frames)} image{'s' if len(frames) != 1 else ''})")
     if checked is not None:
         log(f"{clf.backend.name}: {checked.frames} frames, {checked.compared} outputs compared "
             f"with the golden model, {checked.mismatches} mismatches"
@@ -357,7 +357,7 @@ def cmd_rtl_debug(args) -> int:
 def cmd_compress(args) -> int:
     from hls.plan.prepare import demo_frames
     from model.builder import float_weights
-    from model.compress import compress_network, mbytes
+    from model.compress import compress_network, format_sharing_errors, mbytes, sharing_errors
     from model.graph import build_graph
 
     spec = _load(args)
@@ -368,6 +368,7 @@ def cmd_compress(args) -> int:
     rep = compress_network(spec.name, nodes, weights, [f.pixels for f in frames],
                            sparsity=args.sparsity, per_layer=args.per_layer)
     print(rep.format())
+    print(format_sharing_errors(sharing_errors(weights)))
     if args.hw_bits:
         _hardware_sharing(spec, nodes, weights, frames, args.hw_bits)
     print(f"compressed: {mbytes(rep.final_bits()):.2f} MB "

@@ -266,6 +266,50 @@ def share_on_grid(w: np.ndarray, bits: int, mask: np.ndarray | None = None,
     return SharedLayer((codebook * fmt.lsb).astype(np.float32), idx, bits, 0)
 
 
+@dataclass(frozen=True)
+class SharingError:
+    """What sharing costs one kernel, judged on its weights alone."""
+
+    name: str
+    weights: int
+    distinct: int                 # distinct integers on its 8-bit grid, zero included
+    ratio: dict[int, float]       # index bits -> squared error of sharing / of 8-bit rounding
+
+
+def sharing_errors(weights: FloatWeights, bits: tuple[int, ...] = (4, 5, 6, 7),
+                   weight_bits: int = 8) -> list[SharingError]:
+    """Per kernel, the squared error of ``share_on_grid`` at each index width over the
+    squared error of plain ``weight_bits`` rounding (1.0: sharing loses nothing, as when
+    the kernel has at most ``2**b - 1`` distinct non-zero integers). A first guide to which
+    layers can take fewer index bits (``compression.layer_bits``); what a layer's error
+    does to the network's output is another matter, measured by ``sqz eval``."""
+    from model.quantize import weight_format
+
+    out = []
+    for name, (w, _b) in weights.items():
+        fmt = weight_format(w, weight_bits)
+        q = fmt.quantize(w)
+        e8 = float(np.sum((fmt.to_real(q) - w) ** 2))
+        ratio = {}
+        for b in bits:
+            sl = share_on_grid(w, b, weight_bits=weight_bits)
+            eb = float(np.sum((sl.codebook[sl.idx].astype(np.float64) - w) ** 2))
+            ratio[b] = eb / e8 if e8 > 0 else (1.0 if eb == 0 else float("inf"))
+        out.append(SharingError(name, int(w.size), int(np.unique(q).size), ratio))
+    return out
+
+
+def format_sharing_errors(rows: list[SharingError]) -> str:
+    bits = sorted(rows[0].ratio) if rows else []
+    lines = ["== weight sharing error per layer, on the unpruned weights alone (squared error "
+             "of b-bit codebook indices / of 8-bit rounding; 1.00 = nothing lost)",
+             f"  {'layer':<22} {'weights':>9} {'distinct':>8} "
+             + " ".join(f"{f'{b}-bit':>7}" for b in bits)]
+    lines += [f"  {r.name:<22} {r.weights:>9,d} {r.distinct:>8d} "
+              + " ".join(f"{r.ratio[b]:>7.2f}" for b in bits) for r in rows]
+    return "\n".join(lines)
+
+
 def share_all(weights: FloatWeights, masks: Masks, bits: int,
               reserve_zero: bool = True) -> dict[str, SharedLayer]:
     return {k: share_weights(w, bits, masks[k], reserve_zero) for k, (w, _) in weights.items()}

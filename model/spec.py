@@ -161,6 +161,18 @@ class CompressionSpec:
                 bits[c] = b
         return bits
 
+    def index_bits_per_weight(self, sizes: dict[str, int], weight_bits: int = 8) -> float:
+        """Weight-memory bits per kernel weight averaged over the convs (``sizes``: conv name
+        -> its number of kernel weights): each shared layer's index width, ``weight_bits``
+        for a layer kept unshared (and for every layer when nothing is shared). Codebooks
+        (a few registers per layer) are not counted."""
+        total = sum(sizes.values())
+        if not total:
+            raise ValueError("index_bits_per_weight: no weights")
+        bits = (self.bits_by_layer(list(sizes)) if self.share_bits
+                else dict.fromkeys(sizes, 0))
+        return sum(n * (bits[c] or weight_bits) for c, n in sizes.items()) / total
+
     def describe_bits(self) -> str:
         """'6-bit shared', with the exceptions: '6-bit shared (fire*_expand1x1 8-bit)'."""
         if not self.share_bits:

@@ -192,6 +192,10 @@ def test_cli_prints_compressed_line(weights_cache_dir):
     assert m.group(2) == "4.9" and 0.1 < float(m.group(1)) < 1.0
     assert float(m.group(1)) > float(m.group(3)) > float(m.group(4))
     assert "WITHOUT retraining" in res.stdout
+    # the per-layer sharing error table: every conv, conv10 with its 512,000 weights
+    assert "== weight sharing error per layer" in res.stdout
+    assert re.search(r"\n  conv10 +512,000 +\d+ +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d\n",
+                     res.stdout), res.stdout
     # the hardware rows: index ROMs take fewer BRAM18 than 8-bit weights at 6 and 4 bits
     rows = re.findall(r"  (\d)-bit indices: weight ROMs ([\d,]+) bytes, (\d+) BRAM18 \((\d+) "
                       r"with 8-bit weights: (\d+) saved\)", res.stdout)
@@ -209,3 +213,27 @@ def test_compress_weights_refuses_to_empty_a_layer():
         mc.compress_weights(w, 0.4)
     _, masks = mc.compress_weights(w, 0.4, per_layer=True)
     assert masks["small"].sum() == 2 and masks["big"].sum() == 5
+
+
+def test_sharing_errors_lossless_and_lossy_kernels():
+    """A kernel whose 8-bit integers take 20 distinct non-zero values loses nothing to 5-bit
+    indices (31 non-zero entries): ratio exactly 1; 2-bit indices lose, and the table says
+    how many distinct integers there are."""
+    from model.quantize import weight_format
+
+    rng = np.random.default_rng(3)
+    levels = np.array(sorted(rng.choice(np.arange(-120, 121), 20, replace=False)))
+    levels = levels[levels != 0]
+    ints = rng.choice(levels, size=(3, 3, 8, 16))
+    ints.flat[0], ints.flat[1] = 127, -127   # pin the grid: max |w| = 127/128 -> frac 7
+    levels = np.union1d(levels, [-127, 127])
+    w = (ints + rng.uniform(-0.3, 0.3, ints.shape)) / 128.0
+    w = w.astype(np.float32)
+    assert weight_format(w, 8).frac == 7
+    (row,) = mc.sharing_errors({"k": (w, np.zeros(16, np.float32))}, bits=(2, 5, 6))
+    assert (row.name, row.weights, row.distinct) == ("k", w.size, levels.size)
+    assert row.ratio[5] == 1.0 and row.ratio[6] == 1.0
+    assert row.ratio[2] > 10
+    last = mc.format_sharing_errors([row]).splitlines()[-1]
+    assert last.split() == ["k", f"{w.size:,d}", str(levels.size), f"{row.ratio[2]:.2f}",
+                            "1.00", "1.00"]

@@ -87,6 +87,27 @@ def test_layer_bits_section_is_validated():
             spec_from_dict({**TINY, "compression": section})
 
 
+def test_index_bits_per_weight_of_a_mixed_spec():
+    c = spec_from_dict({**TINY, "compression": {
+        "share_bits": 6, "layer_bits": {"*_expand1x1": 0, "conv10": 4}}}).compression
+    sizes = {"conv1": 100, "f2_expand1x1": 50, "f2_expand3x3": 250, "conv10": 600}
+    assert c.index_bits_per_weight(sizes) == (100 * 6 + 50 * 8 + 250 * 6 + 600 * 4) / 1000
+    assert spec_from_dict(TINY).compression.index_bits_per_weight(sizes) == 8
+    # the shipped shared v1.1: fire sizes of PAPER.md's v1.1 (input, squeeze, expand each)
+    fires = [(64, 16, 64), (128, 16, 64), (128, 32, 128), (256, 32, 128), (256, 48, 192),
+             (384, 48, 192), (384, 64, 256), (512, 64, 256)]
+    sizes = {"conv1": 3 * 3 * 3 * 64, "conv10": 512 * 1000}
+    for n, (cin, sq, ex) in enumerate(fires, start=2):
+        sizes |= {f"fire{n}_squeeze1x1": cin * sq, f"fire{n}_expand1x1": sq * ex,
+                  f"fire{n}_expand3x3": 9 * sq * ex}
+    shipped = load_spec(REPO / "configs" / "squeezenet_v1_1_shared.yaml").compression
+    unshared = sum(sizes[f"fire{n}_expand1x1"] for n in range(2, 10))
+    want = (8 * unshared + 5 * sizes["fire8_expand3x3"]
+            + 6 * (sum(sizes.values()) - unshared - sizes["fire8_expand3x3"])) / sum(sizes.values())
+    assert shipped.index_bits_per_weight(sizes) == pytest.approx(want)
+    assert round(want, 2) == 5.98   # the figure README and the config's comment state
+
+
 def test_attach_codebook_reproduces_weights_and_refuses_too_many_values():
     w = np.array([[-3, 0, 5], [5, 5, -3]])
     lq = LayerQuant("c", "conv", FixedFormat(8, 0, signed=False), w_q=w)

@@ -282,6 +282,8 @@ def round_weights(spec: NetworkSpec, nodes: list[Node], weights: FloatWeights,
                "indices)" if c.share_bits else "")
             + "".join(f"; {p}: " + (f"{b}-bit indices" if b else "not shared")
                       for p, b in c.layer_bits)
+            + (f"; {c.index_bits_per_weight({n: w.size for n, (w, _) in compressed.items()}):.2f}"
+               " index bits per weight on average" if c.layer_bits else "")
             + "; biases corrected"
             + (f"; codebooks fine-tuned ({c.tune_epochs} epochs)" if c.tune_epochs else ""))
     return rounded, formats, levels
