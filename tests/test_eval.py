@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -125,7 +126,9 @@ def test_eval_labelled_folder_matches_a_direct_computation(default_prep, labelle
     assert (q["top1"], q["top5"], q["agreement_top1"]) == (q1 / n, q5 / n, agree / n)
     assert q["overlap_top5"] == pytest.approx(overlap / (5 * n))
     assert q["kl_from_float"] == pytest.approx(np.mean(kls), rel=1e-9)
-    assert f"mean KL divergence from the float softmax: 8-bit {np.mean(kls):.4f}" in lines
+    (line,) = [ln for ln in lines if ln.startswith("mean KL divergence from the float softmax: ")]
+    assert re.fullmatch(r"mean KL divergence from the float softmax: 8-bit \d\.\d{4}", line)
+    assert float(line.split()[-1]) == pytest.approx(np.mean(kls), abs=6e-5)
     assert q["saturation"]["conv1"]["rate"] == pytest.approx(conv1_sat / conv1_n)
     assert set(q["saturation"]) == {nd.name for nd in default_prep.nodes
                                     if nd.kind in ("conv", "gap")}
@@ -177,17 +180,28 @@ def test_eval_of_a_compressed_spec_reports_both_designs(tmp_path, caffe) -> None
         qt = top5(run_golden(dense.nodes, dense.plan, frame)[gap])
         c1, c5 = c1 + (ct[0] == label), c5 + (label in ct)
         agree, overlap = agree + (ct[0] == ft[0]), overlap + len(set(ct) & set(ft))
+        fmt = shared.plan.layers[gap].out_fmt
+        f_logits = float_forward(shared.nodes, shared.uncompressed, frame)[gap]
         diffs.append((100 * ((ct[0] == ft[0]) - (qt[0] == ft[0])),
-                      20 * (len(set(ct) & set(ft)) - len(set(qt) & set(ft)))))
+                      20 * (len(set(ct) & set(ft)) - len(set(qt) & set(ft))),
+                      kl(f_logits, run_golden(shared.nodes, shared.plan, frame)[gap], fmt)
+                      - kl(f_logits, run_golden(dense.nodes, dense.plan, frame)[gap],
+                           dense.plan.layers[gap].out_fmt)))
     assert (f"pruned 50% + 4-bit shared: top-1 {50 * c1:.1f}%, top-5 {50 * c5:.1f}%; top-1 "
             f"agreement {50 * agree:.1f}%, top-5 overlap {10 * overlap:.1f}% (vs the "
             "uncompressed float model)") in res.lines()
     # the paired difference, recomputed: mean and standard error over the 2 images
     d = np.array(diffs, dtype=float)
     m, se = d.mean(axis=0), d.std(axis=0, ddof=1) / np.sqrt(2)
-    assert (f"pruned 50% + 4-bit shared minus 8-bit, paired over the 2 images: top-1 "
+    head = (f"pruned 50% + 4-bit shared minus 8-bit, paired over the 2 images: top-1 "
             f"agreement {m[0]:+.1f} ± {se[0]:.1f} points, top-5 overlap {m[1]:+.1f} ± "
-            f"{se[1]:.1f} points (standard errors)") in res.lines()
+            f"{se[1]:.1f} points, KL ")
+    (line,) = [ln for ln in res.lines() if ln.startswith(head)]
+    got = re.fullmatch(r"([+-]\d\.\d{4}) ± (\d\.\d{4}) \(standard errors\)", line[len(head):])
+    assert got, line
+    # 4 decimals printed from the same numbers computed along another float path
+    assert float(got[1]) == pytest.approx(m[2], abs=6e-5)
+    assert float(got[2]) == pytest.approx(se[2], abs=6e-5)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert set(summary["designs"]) == {"8-bit", "pruned 50% + 4-bit shared"}
 

@@ -13,8 +13,9 @@ For each readable image (preprocessed as the spec says, ``model.photos.spec_fram
   KL(float softmax || design softmax) of the dequantized class scores: a measure of
   fidelity far less noisy than a few hundred yes / no answers;
 - for a compressed spec, the compressed design minus the 8-bit one paired image by image
-  (mean difference of top-1 agreement and top-5 overlap in points, with its standard
-  error), so that a gap can be told from the noise of a small folder;
+  (mean difference of top-1 agreement and top-5 overlap in points and of the KL
+  divergence, each with its standard error), so that a gap can be told from the noise of
+  a small folder;
 - per-layer saturation: the fraction of a layer's outputs at its format's largest code
   (AP_SAT clamps there, so this counts every clipped value, plus the rare value that
   rounds exactly onto the maximum);
@@ -76,7 +77,7 @@ class Tally:
     agree1: int = 0
     overlap5: int = 0           # sum over images of |top5 ∩ float top5|
     kl: float = 0.0             # sum over images of KL(float softmax || this design's)
-    per_image: list[tuple[int, int]] = field(default_factory=list)  # (agrees, overlap)
+    per_image: list[tuple[int, int, float]] = field(default_factory=list)  # agrees, overlap, KL
     saturated: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, int] = field(default_factory=dict)
     formats: dict[str, str] = field(default_factory=dict)
@@ -93,7 +94,7 @@ class Tally:
             agrees, overlap = int(top[0] == ref[0]), len(set(top.tolist()) & set(ref.tolist()))
             self.agree1 += agrees
             self.overlap5 += overlap
-            self.per_image.append((agrees, overlap))
+            self.per_image.append((agrees, overlap, kl))
 
     def rate(self, what: str) -> float | None:
         if what in ("top1", "top5"):
@@ -122,15 +123,15 @@ def _pct(x: float | None) -> str:
 
 
 def paired_difference(a: Tally, b: Tally) -> dict[str, tuple[float, float]]:
-    """``b`` minus ``a`` image by image, in points: {"agree1" | "overlap5": (mean,
+    """``b`` minus ``a`` image by image: {"agree1" | "overlap5" (in points) | "kl": (mean,
     standard error)}; the standard error is 0 for a single image."""
     x, y = np.asarray(a.per_image, dtype=float), np.asarray(b.per_image, dtype=float)
     if x.shape != y.shape or not len(x):
         raise ValueError(f"paired difference needs the same images: {len(x)} vs {len(y)}")
-    d = (y - x) * np.array([100.0, 100.0 / K])
-    se = d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.zeros(2)
-    return {"agree1": (float(d[:, 0].mean()), float(se[0])),
-            "overlap5": (float(d[:, 1].mean()), float(se[1]))}
+    d = (y - x) * np.array([100.0, 100.0 / K, 1.0])
+    se = d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.zeros(3)
+    return {key: (float(d[:, i].mean()), float(se[i]))
+            for i, key in enumerate(("agree1", "overlap5", "kl"))}
 
 
 @dataclass
@@ -169,10 +170,10 @@ class EvalResult:
             out.append(f"{d.name}: {acc}top-1 agreement {_pct(d.rate('agree1'))}, top-5 "
                        f"overlap {_pct(d.rate('overlap5'))} (vs the uncompressed float model)")
             diff = paired_difference(self.designs[0], d)
-            (m1, s1), (m5, s5) = diff["agree1"], diff["overlap5"]
+            (m1, s1), (m5, s5), (mk, sk) = diff["agree1"], diff["overlap5"], diff["kl"]
             out.append(f"{d.name} minus 8-bit, paired over the {self.images} images: top-1 "
                        f"agreement {m1:+.1f} ± {s1:.1f} points, top-5 overlap {m5:+.1f} ± "
-                       f"{s5:.1f} points (standard errors)")
+                       f"{s5:.1f} points, KL {mk:+.4f} ± {sk:.4f} (standard errors)")
         out.append("mean KL divergence from the float softmax: " + "; ".join(
             f"{d.name} {d.rate('kl'):.4f}" for d in self.designs))
         if self.csim is not None:
@@ -321,7 +322,7 @@ def evaluate(prep: Prepared, data: str | Path, out_dir: Path, *, dense: Prepared
         "skipped": [{"path": str(p), "reason": w} for p, w in skipped],
         "float": f_tally.summary(is_float=True),
         "designs": {t.name: t.summary(is_float=False) for t in tallies},
-        "paired_vs_8bit": {t.name: {k: {"mean_points": m, "stderr_points": e} for k, (m, e)
+        "paired_vs_8bit": {t.name: {k: {"mean": m, "stderr": e} for k, (m, e)
                                     in paired_difference(tallies[0], t).items()}
                            for t in tallies[1:]},
         "csim": csim_res, "seconds": result.seconds,
