@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from hls import cli
-from hls.infer.classify import Classifier, CsimBackend, GoldenBackend
+from hls.infer.classify import Classifier, CsimBackend, GoldenBackend, log_softmax
 from hls.plan.prepare import Frame
 from model.imagenet import imagenet_class_names
 from model.photos import bundled_photos
@@ -194,3 +194,13 @@ def test_classify_through_the_rtl(tiny_prep) -> None:
                                                       fr.pixels)[gap])
     assert clf.backend.checked.compared == 2 * tiny_prep.spec.classes
     assert clf.backend.checked.mismatches == 0
+
+
+def test_log_softmax_is_the_log_of_the_softmax_and_stays_finite():
+    x = np.array([[1.5, -0.25, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]])
+    e = np.exp(x)
+    np.testing.assert_allclose(log_softmax(x), np.log(e / e.sum(axis=1, keepdims=True)),
+                               rtol=1e-12)
+    # softmax underflows to 0 for the second class; its log is still the exact -1000
+    np.testing.assert_allclose(log_softmax(np.array([1000.0, 0.0])), [0.0, -1000.0],
+                               atol=1e-12)

@@ -48,7 +48,7 @@ from model.quantize import run_golden
 from model.spec import NetworkSpec
 
 __all__ = ["BACKENDS", "Backend", "ClassProb", "Classifier", "CsimBackend", "GoldenBackend",
-           "Prediction", "RtlBackend", "load_frames", "make_backend", "softmax",
+           "Prediction", "RtlBackend", "load_frames", "log_softmax", "make_backend", "softmax",
            "top_classes"]
 
 BACKENDS = ("golden", "csim", "rtl", "board")
@@ -180,6 +180,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     x = np.asarray(logits, dtype=np.float64)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log(softmax) over the last axis in float64, finite where softmax underflows to 0."""
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
 
 
 def top_classes(scores: np.ndarray, k: int) -> np.ndarray:

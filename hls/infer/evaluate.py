@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hls.infer.classify import log_softmax
 from hls.plan.prepare import Frame, Prepared
 from model.datasets import EvalFolder, scan_eval_folder
 from model.errors import InputError, SqzError
@@ -199,12 +200,6 @@ def _design_name(prep: Prepared) -> str:
     parts = ([f"pruned {c.sparsity:.0%}"] if c.sparsity else []) + (
         [c.describe_bits()] if c.share_bits else [])
     return " + ".join(parts) or "8-bit"
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    x = np.asarray(logits, dtype=np.float64)
-    x = x - x.max()
-    return x - np.log(np.exp(x).sum())
 
 
 def _run_design(t: Tally, prep: Prepared, pixels: np.ndarray, label: int | None,
