@@ -79,6 +79,7 @@ from model import paths
 from model.errors import SqzError
 from model.graph import build_graph, macs_per_frame, parameter_count
 from model.paths import TRAIN_CONFIG
+from model.progress import ProgressBar
 from model.spec import NetworkSpec, SpecError
 
 DEFAULT_CONFIG = TRAIN_CONFIG
@@ -697,20 +698,24 @@ def run_dse(base: NetworkSpec, grid: Grid | None = None, settings: Settings = SH
     failures: list[str] = []
 
     def done(t: PointTask, row: dict | None, exc: BaseException | None) -> None:
+        bar.update()
         if exc is not None:
             failures.append(f"SR={t.sr:g} pct3x3={t.pct3x3:g}: {type(exc).__name__}: {exc}")
-            log(f"   FAILED SR={t.sr:g} pct3x3={t.pct3x3:g}: {exc}")
+            bar.log(log, f"   FAILED SR={t.sr:g} pct3x3={t.pct3x3:g}: {exc}")
             return
         write_json_atomic(out / "points" / f"{t.key}.json", row)
         rows[t.key] = row
         acc = ("" if row.get("accuracy") is None else
                f"8-bit {row['accuracy']:.1%} float {row['float_accuracy']:.1%}, ")
-        log(f"   [{len(rows)}/{len(tasks)}] SR={t.sr:g} pct3x3={t.pct3x3:g}: {acc}"
-            f"{row['multipliers']} mult, {row['bram18']} BRAM18, "
-            f"{row['point_seconds']:.1f} s")
+        bar.log(log, f"   [{len(rows)}/{len(tasks)}] SR={t.sr:g} pct3x3={t.pct3x3:g}: {acc}"
+                f"{row['multipliers']} mult, {row['bram18']} BRAM18, "
+                f"{row['point_seconds']:.1f} s")
 
-    if todo:
-        if engine == "serial":
+    # a bar on a terminal; piped, the [k/N] lines above are the progress
+    with ProgressBar(len(todo), "dse", unit="point") as bar:
+        if not todo:
+            pass
+        elif engine == "serial":
             _run_serial(todo, done)
         elif engine == "local":
             _run_local(todo, workers, done)

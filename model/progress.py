@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO, TypeVar
 
-__all__ = ["progress"]
+__all__ = ["ProgressBar", "progress"]
 
 T = TypeVar("T")
 
@@ -45,3 +45,45 @@ def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str 
             of = f"/{total}" if total else ""
             print(f"{desc}: {done}{of} {unit}s ({time.perf_counter() - t0:.1f} s)",
                   file=stream, flush=True)
+
+
+class ProgressBar:
+    """Progress of work that reports itself through callbacks (a worker pool's results,
+    say), where there is no loop to wrap: on a terminal ``stream`` a tqdm bar that
+    :meth:`update` advances and :meth:`log` keeps below the caller's lines; elsewhere it
+    draws nothing, since such callers log a plain line per finished piece of work
+    (``sqz dse``: ``[k/N] SR=...``).
+    """
+
+    def __init__(self, total: int, desc: str, unit: str = "item",
+                 stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr
+        self._bar = None
+        if total and stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit=unit, file=stream,
+                             dynamic_ncols=True)
+
+    def log(self, log: Callable[[str], object], line: str) -> None:
+        """``log(line)``, with the bar cleared while it prints and redrawn after."""
+        if self._bar is None:
+            log(line)
+            return
+        with self._bar.external_write_mode():
+            log(line)
+
+    def update(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

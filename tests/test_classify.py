@@ -17,7 +17,7 @@ from hls.infer.classify import Classifier, CsimBackend, GoldenBackend, log_softm
 from hls.plan.prepare import Frame
 from model.imagenet import imagenet_class_names
 from model.photos import bundled_photos
-from model.progress import progress
+from model.progress import ProgressBar, progress
 from model.quantize import run_golden
 
 
@@ -154,6 +154,21 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
     tty = Terminal()
     assert list(progress(iter(range(3)), "csim", total=3, unit="frame", stream=tty)) == [0, 1, 2]
     assert "\r" in tty.getvalue() and "3/3" in tty.getvalue()
+
+    # callback-driven work (sqz dse): a bar on a terminal, the caller's lines pass through
+    said: list[str] = []
+    tty = Terminal()
+    with ProgressBar(2, "dse", unit="point", stream=tty) as bar:
+        for k in (1, 2):
+            bar.update()
+            bar.log(said.append, f"[{k}/2] done")
+    assert said == ["[1/2] done", "[2/2] done"]
+    assert "dse" in tty.getvalue() and "2/2" in tty.getvalue()
+    piped = io.StringIO()
+    with ProgressBar(2, "dse", unit="point", stream=piped) as bar:
+        bar.update()
+        bar.log(said.append, "[1/2] piped")
+    assert piped.getvalue() == "" and said[-1] == "[1/2] piped"
 
 
 @pytest.mark.csim
