@@ -696,6 +696,8 @@ def run_dse(base: NetworkSpec, grid: Grid | None = None, settings: Settings = SH
            f"{settings.limit or 'all'} images, testing {settings.test_images or 'all'}"
            if settings.train else "no training (hardware metrics only)"))
     failures: list[str] = []
+    # a bar on a terminal; piped, the [k/N] lines below are the progress
+    bar = ProgressBar(len(todo), "dse", unit="point")
 
     def done(t: PointTask, row: dict | None, exc: BaseException | None) -> None:
         bar.update()
@@ -711,11 +713,8 @@ def run_dse(base: NetworkSpec, grid: Grid | None = None, settings: Settings = SH
                 f"{row['multipliers']} mult, {row['bram18']} BRAM18, "
                 f"{row['point_seconds']:.1f} s")
 
-    # a bar on a terminal; piped, the [k/N] lines above are the progress
-    with ProgressBar(len(todo), "dse", unit="point") as bar:
-        if not todo:
-            pass
-        elif engine == "serial":
+    with bar:
+        if engine == "serial" or not todo:
             _run_serial(todo, done)
         elif engine == "local":
             _run_local(todo, workers, done)

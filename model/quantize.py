@@ -285,8 +285,7 @@ def calibrate(nodes: list[Node], weights: FloatWeights, frames: list[np.ndarray]
             _check_finite(n.name, weights[n.name])
     level = activation_levels(nodes, weights, frames, spec) if levels is None else levels
     out_bits = output_bits(nodes, spec)
-    share = (spec.compression.bits_by_layer([n.name for n in nodes if n.kind == "conv"])
-             if spec.compression.share_bits else {})
+    share = spec.compression.bits_by_layer([n.name for n in nodes if n.kind == "conv"])
     layers: dict[str, LayerQuant] = {}
     fmt_of = {"frame": INPUT_FORMAT, "input_1": INPUT_FORMAT}
     for n in nodes:

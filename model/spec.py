@@ -169,8 +169,7 @@ class CompressionSpec:
         total = sum(sizes.values())
         if not total:
             raise ValueError("index_bits_per_weight: no weights")
-        bits = (self.bits_by_layer(list(sizes)) if self.share_bits
-                else dict.fromkeys(sizes, 0))
+        bits = self.bits_by_layer(list(sizes))   # all 0 when nothing is shared
         return sum(n * (bits[c] or weight_bits) for c, n in sizes.items()) / total
 
     def describe_bits(self) -> str:
